@@ -1,0 +1,80 @@
+"""The policy data model: what a loaded policy is and what evaluating it produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Action(StrEnum):
+    """What a violation does: Enforce denies, Warn warns the client, Audit only records."""
+
+    ENFORCE = "Enforce"
+    WARN = "Warn"
+    AUDIT = "Audit"
+
+
+class Target(StrEnum):
+    """The part of a resource a policy looks at."""
+
+    PLUGIN_SIDECAR = "pluginSidecar"  # the container of an ExecutorPlugin (ConfigMap, plugin.yaml, spec.executorPlugins)
+    PLUGIN = "plugin"  # the ExecutorPlugin as a whole (name, labels, automount, raw form)
+    CONTAINER = "container"  # every container of Pods, workloads and Argo workflows
+    POD = "pod"  # Pods and the pod templates of workloads: {"metadata", "spec"}
+    RESOURCE = "resource"  # the whole object as submitted
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One reason a resource breaks one policy, at one JSON path."""
+
+    policy: str
+    action: Action
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "policy": self.policy,
+            "action": self.action.value,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Every violation of every matching policy for one resource."""
+
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return not any(v.action is Action.ENFORCE for v in self.violations)
+
+    def by_action(self, action: Action) -> list[Violation]:
+        return [v for v in self.violations if v.action is action]
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A JSON Patch operation a policy offers as its fix, relative to the target."""
+
+    op: str
+    path: str
+    value: Any = None
+
+
+@dataclass(slots=True)
+class EvaluationContext:
+    """What the engine may know beyond the object itself.
+
+    `plugins` are the other executor plugins known to be installed (the cluster's, the
+    `--plugins DIR` registry, or the other resources of one `check` run); cross-plugin
+    checks such as port collisions read them. `namespace` is the request namespace when
+    the object itself carries none (AdmissionReview `request.namespace`).
+    """
+
+    plugins: list[Any] = field(default_factory=list)
+    namespace: str | None = None
