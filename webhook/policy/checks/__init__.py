@@ -14,15 +14,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.policy.model import EvaluationContext, Target
+from webhook.policy.model import Action, EvaluationContext, Target
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A check's result. `path` is relative to the view's value ("" means the value itself)."""
+    """A check's result. `path` is relative to the view's value ("" means the value itself).
+
+    `action`, when set, overrides the policy's action for this finding (the secret
+    policy enforces on plugin ConfigMaps and only warns elsewhere).
+    """
 
     path: str
     message: str
+    action: Action | None = None
 
 
 @dataclass(slots=True)

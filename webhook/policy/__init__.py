@@ -1,0 +1,17 @@
+"""The policy engine shared by the webhook and the CLI."""
+
+from webhook.policy.engine import Policy, PolicySet, load_policies
+from webhook.policy.loader import bundled_policies_dir
+from webhook.policy.model import Action, EvaluationContext, Target, Verdict, Violation
+
+__all__ = [
+    "Action",
+    "EvaluationContext",
+    "Policy",
+    "PolicySet",
+    "Target",
+    "Verdict",
+    "Violation",
+    "bundled_policies_dir",
+    "load_policies",
+]

@@ -1,0 +1,230 @@
+"""The built-in checks: what a JSON Schema cannot say about executor plugins.
+
+Each check cites the part of `shared/research/argo-plugins-spec.md` it encodes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from webhook.executor_plugin import (
+    CONFIGMAP_TYPE_LABEL,
+    EXECUTOR_PLUGIN_KIND,
+    FORM_CONFIGMAP,
+    FORM_WORKFLOW,
+    NAME_SUFFIX,
+    ExecutorPlugin,
+)
+from webhook.paths import join_path
+from webhook.policy.checks import Finding, TargetView, register
+from webhook.policy.model import EvaluationContext, Target
+from webhook.quantity import QuantityError, parse_quantity
+
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_LABEL_PATH = join_path("metadata", "labels", CONFIGMAP_TYPE_LABEL)
+
+
+@register(
+    "pluginFormat",
+    targets=[Target.PLUGIN],
+    description="The plugin can be read by Argo at all: container YAML, strict fields, kind.",
+)
+def plugin_format(
+    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+) -> Iterator[Finding]:
+    plugin: ExecutorPlugin = view.value
+    # Problems found while reading (spec 1.1 and 2: FromConfigMap parses strictly).
+    for problem in plugin.problems:
+        yield Finding(problem.path, f"{problem.path} {problem.message}")
+    configmap_name = (
+        plugin.resource_name if plugin.form == FORM_CONFIGMAP else plugin.name + NAME_SUFFIX
+    )
+    if plugin.form != FORM_WORKFLOW and not _DNS1123_SUBDOMAIN.match(configmap_name):
+        yield Finding(
+            "metadata.name",
+            f"the ConfigMap name {configmap_name!r} is not a valid Kubernetes name "
+            "(lower-case letters, digits, '-' and '.'): the API server would refuse it",
+        )
+    if plugin.kind != EXECUTOR_PLUGIN_KIND:
+        # spec 3.2: the controller only accepts this exact value and ignores the rest.
+        where = _LABEL_PATH if plugin.form == FORM_CONFIGMAP else "kind"
+        shown = repr(plugin.kind) if plugin.kind else "missing"
+        yield Finding(
+            where,
+            f"must be exactly {EXECUTOR_PLUGIN_KIND!r} (it is {shown}): Argo silently "
+            "ignores any other value, so this plugin would never be loaded",
+        )
+
+
+@register(
+    "resourceQuantities",
+    targets=[Target.PLUGIN_SIDECAR, Target.CONTAINER],
+    parameters_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "resources": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "description": "resource names that must appear in requests and limits",
+            },
+            "maxLimits": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number"]},
+            },
+            "maxRequests": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number"]},
+            },
+        },
+    },
+    description="requests and limits present, valid quantities, limits >= requests, caps.",
+)
+def resource_quantities(
+    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+) -> Iterator[Finding]:
+    required = parameters.get("resources", ["cpu", "memory"])
+    resources = view.value.get("resources")
+    resources = resources if isinstance(resources, dict) else {}
+    parsed: dict[str, dict[str, Any]] = {}
+    for section in ("requests", "limits"):
+        values = resources.get(section)
+        values = values if isinstance(values, dict) else {}
+        parsed[section] = {}
+        for name in required:
+            path = join_path("resources", section, name)
+            if name not in values or values[name] in (None, ""):
+                yield Finding(
+                    path,
+                    f"resources.{section}.{name} is required for {{container}}: set it "
+                    f"(for example {_EXAMPLES.get((section, name), '...')})",
+                )
+        for name, raw in values.items():
+            path = join_path("resources", section, str(name))
+            if raw in (None, ""):
+                continue
+            try:
+                parsed[section][name] = parse_quantity(raw)
+            except QuantityError as exc:
+                yield Finding(path, f"resources.{section}.{name} {exc}")
+    for name, request in parsed["requests"].items():
+        limit = parsed["limits"].get(name)
+        if limit is not None and limit < request:
+            yield Finding(
+                join_path("resources", "limits", str(name)),
+                f"resources.limits.{name} is lower than resources.requests.{name}: "
+                "the API server refuses a pod like that; raise the limit",
+            )
+    for section, cap_key in (("limits", "maxLimits"), ("requests", "maxRequests")):
+        for name, cap in parameters.get(cap_key, {}).items():
+            value = parsed[section].get(name)
+            if value is not None and value > parse_quantity(cap):
+                yield Finding(
+                    join_path("resources", section, name),
+                    f"resources.{section}.{name} exceeds the cap of {cap} set by this policy",
+                )
+
+
+_EXAMPLES = {
+    ("requests", "cpu"): "cpu: 100m",
+    ("requests", "memory"): "memory: 32Mi",
+    ("limits", "cpu"): "cpu: 200m",
+    ("limits", "memory"): "memory: 64Mi",
+}
+
+
+@register(
+    "uniquePluginPorts",
+    targets=[Target.PLUGIN],
+    description="No two plugins that can share an agent pod listen on the same port.",
+)
+def unique_plugin_ports(
+    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+) -> Iterator[Finding]:
+    # spec 3.3 / 4.3: every plugin of the workflow's namespace (and of the controller's
+    # namespace) becomes a sidecar of the same agent pod; two on one port means the
+    # second cannot bind, and every workflow using plugins breaks.
+    plugin: ExecutorPlugin = view.value
+    port = plugin.port
+    if port is None:
+        return
+    for other in context.plugins:
+        if not isinstance(other, ExecutorPlugin) or other.port != port:
+            continue
+        if _same_plugin(plugin, other) or not _can_share_agent_pod(plugin, other):
+            continue
+        where = f" in namespace {other.namespace}" if other.namespace else ""
+        yield Finding(
+            join_path(plugin.container_path, "ports", 0, "containerPort"),
+            f"port {port} is already used by plugin {other.resource_name or other.name!r}{where}: "
+            "plugins share the agent pod's network, so the second one cannot bind; "
+            "pick another port",
+        )
+
+
+def _same_plugin(a: ExecutorPlugin, b: ExecutorPlugin) -> bool:
+    # plugin.yaml `hello` and ConfigMap `hello-executor-plugin` are the same plugin.
+    return a.name == b.name and (a.namespace == b.namespace or not a.namespace or not b.namespace)
+
+
+def _can_share_agent_pod(a: ExecutorPlugin, b: ExecutorPlugin) -> bool:
+    # Unknown namespaces (offline checks) are assumed to be the same one.
+    return not a.namespace or not b.namespace or a.namespace == b.namespace
+
+
+@register(
+    "pluginConfigMapName",
+    targets=[Target.PLUGIN],
+    description="A plugin ConfigMap is named <plugin>-executor-plugin.",
+)
+def plugin_configmap_name(
+    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+) -> Iterator[Finding]:
+    plugin: ExecutorPlugin = view.value
+    if plugin.form == FORM_CONFIGMAP and not plugin.resource_name.endswith(NAME_SUFFIX):
+        # spec 2 (FromConfigMap): without the suffix the name is kept as is, and the
+        # automount service account becomes "<configmap-name>-executor-plugin".
+        yield Finding(
+            "metadata.name",
+            f"ConfigMap {plugin.resource_name!r} does not end in {NAME_SUFFIX!r} "
+            "(`argo executor-plugin build` names it so); Argo then uses the whole name as "
+            f"the plugin name, and its service account becomes "
+            f"{plugin.resource_name + NAME_SUFFIX!r}",
+        )
+
+
+@register(
+    "pluginServiceAccount",
+    targets=[Target.PLUGIN],
+    description="Explain what automountServiceAccountToken: true requires.",
+)
+def plugin_service_account(
+    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+) -> Iterator[Finding]:
+    plugin: ExecutorPlugin = view.value
+    if not plugin.automount_service_account_token:
+        return
+    # spec 4.6 and argo issue 12708: the account is looked up in the *workflow's*
+    # namespace, even for a plugin installed in the controller's namespace.
+    path = (
+        join_path("data", "sidecar.automountServiceAccountToken")
+        if plugin.form == FORM_CONFIGMAP
+        else join_path(
+            plugin.container_path.rsplit(".container", 1)[0], "automountServiceAccountToken"
+        )
+    )
+    yield Finding(
+        path,
+        f"automountServiceAccountToken is true: the service account "
+        f"{plugin.service_account_name!r} (and on Kubernetes >= 1.24 its token Secret "
+        f"'{plugin.service_account_name}.service-account-token') must exist in every "
+        "namespace that runs workflows, or the agent pod is not created",
+    )
+
+
+# Checks that live beside the code they wrap register themselves on import.
+from webhook.policy.checks import pss_check  # noqa: E402,F401

@@ -1,0 +1,226 @@
+"""Evaluate a policy set on one resource: every violation of every policy, with paths.
+
+The engine is pure: `PolicySet.evaluate(obj, context)` reads nothing but its
+arguments, so the webhook, the `check` CLI and `build` give the same verdicts.
+Everything that can be prepared once (schemas compiled, matchers, message templates)
+is prepared when the set is loaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from webhook.paths import join_path
+from webhook.policy.checks import REGISTRY, CheckSpec, Finding, TargetView
+from webhook.policy.loader import bundled_policies_dir, read_policy_documents
+from webhook.policy.model import Action, EvaluationContext, Patch, Target, Verdict, Violation
+from webhook.policy.targets import ResourceViews
+
+_PLACEHOLDER = re.compile(r"\{(container|name|namespace|kind|plugin)\}")
+
+
+def concat_paths(prefix: str, suffix: str) -> str:
+    if not prefix:
+        return suffix
+    if not suffix:
+        return prefix
+    return prefix + suffix if suffix.startswith("[") else f"{prefix}.{suffix}"
+
+
+def render_message(template: str, view: TargetView) -> str:
+    """Fill `{container}`, `{name}`, `{namespace}`, `{kind}`, `{plugin}` (never a value
+    from the object's content: messages must not echo what could be a secret)."""
+    if "{" not in template:
+        return template
+    values = {
+        "container": view.container_name or "",
+        "name": view.name,
+        "namespace": view.namespace or "",
+        "kind": view.kind,
+        "plugin": getattr(view.plugin, "name", "") if view.plugin is not None else "",
+    }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+class _Globs:
+    """include/exclude glob lists; an empty include list means everything."""
+
+    __slots__ = ("exclude", "include")
+
+    def __init__(self, spec: Mapping[str, Any] | None) -> None:
+        spec = spec or {}
+        self.include = [re.compile(fnmatch.translate(p)) for p in spec.get("include", [])]
+        self.exclude = [re.compile(fnmatch.translate(p)) for p in spec.get("exclude", [])]
+
+    def allows(self, value: str | None) -> bool:
+        # An unknown namespace (a manifest checked offline without one) is not excluded:
+        # it will be applied to some namespace, and the policy should speak then.
+        if value is None:
+            return True
+        if self.include and not any(p.match(value) for p in self.include):
+            return False
+        return not any(p.match(value) for p in self.exclude)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    targets: tuple[Target, ...]
+    kinds: frozenset[str] | None
+    namespaces: _Globs
+    names: _Globs
+
+    def applies_to(self, views: ResourceViews) -> bool:
+        if self.kinds is not None and views.kind not in self.kinds:
+            return False
+        return self.namespaces.allows(views.namespace) and self.names.allows(views.name or None)
+
+
+class SchemaRule:
+    """A JSON Schema (Draft 2020-12) the target must satisfy; one violation per error."""
+
+    __slots__ = ("message", "name", "validator")
+
+    def __init__(self, schema: Any, message: str, name: str | None) -> None:
+        self.validator = jsonschema.Draft202012Validator(schema)
+        self.message = message
+        self.name = name
+
+    def findings(self, view: TargetView, context: EvaluationContext) -> Iterator[Finding]:
+        message = render_message(self.message, view)
+        for error in self.validator.iter_errors(view.value):
+            base = list(error.absolute_path)
+            if error.validator == "required" and isinstance(error.instance, dict):
+                for missing in error.validator_value:
+                    if missing not in error.instance:
+                        yield Finding(join_path("", *base, missing), message)
+            else:
+                yield Finding(join_path("", *base), message)
+
+
+class CheckRule:
+    """A named built-in check with its (already validated) parameters."""
+
+    __slots__ = ("message", "name", "parameters", "spec")
+
+    def __init__(
+        self, spec: CheckSpec, parameters: Mapping[str, Any], message: str | None, name: str | None
+    ) -> None:
+        self.spec = spec
+        self.parameters = parameters
+        self.message = message
+        self.name = name
+
+    def findings(self, view: TargetView, context: EvaluationContext) -> Iterator[Finding]:
+        for finding in self.spec.function(view, self.parameters, context):
+            if self.message is not None:
+                yield Finding(finding.path, render_message(self.message, view), finding.action)
+            else:
+                yield finding
+
+
+Rule = SchemaRule | CheckRule
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    id: str
+    description: str
+    action: Action
+    match: Match
+    rules: tuple[Rule, ...]
+    fixes: tuple[Patch, ...]
+    source: str
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], source: str) -> Policy:
+        match = document["match"]
+        rules: list[Rule] = []
+        for rule in document["rules"]:
+            if "schema" in rule:
+                rules.append(SchemaRule(rule["schema"], rule["message"], rule.get("name")))
+            else:
+                rules.append(
+                    CheckRule(
+                        REGISTRY[rule["check"]],
+                        rule.get("parameters", {}),
+                        rule.get("message"),
+                        rule.get("name"),
+                    )
+                )
+        kinds = match.get("kinds")
+        return cls(
+            id=document["id"],
+            description=document["description"],
+            action=Action(document["action"]),
+            match=Match(
+                targets=tuple(Target(t) for t in match["targets"]),
+                kinds=frozenset(kinds) if kinds else None,
+                namespaces=_Globs(match.get("namespaces")),
+                names=_Globs(match.get("names")),
+            ),
+            rules=tuple(rules),
+            fixes=tuple(
+                Patch(f["op"], f["path"], f.get("value")) for f in document.get("fixes", [])
+            ),
+            source=source,
+        )
+
+    def evaluate(self, views: ResourceViews) -> Iterator[Violation]:
+        if not self.match.applies_to(views):
+            return
+        for target in self.match.targets:
+            for view in views.get(target):
+                for rule in self.rules:
+                    for finding in rule.findings(view, views.context):
+                        yield Violation(
+                            self.id,
+                            finding.action or self.action,
+                            concat_paths(view.path, finding.path),
+                            finding.message,
+                        )
+
+
+class PolicySet:
+    """A loaded, validated set of policies; immutable, safe to share between threads."""
+
+    def __init__(self, policies: Sequence[Policy], source: str = "") -> None:
+        self.policies = tuple(policies)
+        self.source = source
+
+    @property
+    def policy_ids(self) -> list[str]:
+        return [p.id for p in self.policies]
+
+    def get(self, policy_id: str) -> Policy | None:
+        return next((p for p in self.policies if p.id == policy_id), None)
+
+    def evaluate(self, obj: Mapping[str, Any], context: EvaluationContext | None = None) -> Verdict:
+        views = ResourceViews(obj, context or EvaluationContext())
+        seen: set[Violation] = set()
+        violations: list[Violation] = []
+        for policy in self.policies:
+            for violation in policy.evaluate(views):
+                if violation not in seen:
+                    seen.add(violation)
+                    violations.append(violation)
+        return Verdict(tuple(violations))
+
+
+def load_policies(directory: str | Path | None = None) -> PolicySet:
+    """Load and validate every policy in `directory` (the bundled set when None).
+
+    Raises `PolicyLoadError` naming the file, the policy and the field at the first
+    problem: a set is loaded whole or not at all.
+    """
+    root = Path(directory) if directory is not None else bundled_policies_dir()
+    documents = read_policy_documents(root)
+    return PolicySet(
+        [Policy.from_document(document, source) for source, document in documents], str(root)
+    )
