@@ -44,3 +44,8 @@ def main() -> None:
 
 
 # Subcommands register themselves below (one import + add_command line each).
+
+from webhook.dispatch.commands import dev, execute  # noqa: E402
+
+cli.add_command(execute)
+cli.add_command(dev)
