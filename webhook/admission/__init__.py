@@ -1,0 +1,40 @@
+"""Pure AdmissionReview handling: `validate(review) -> Outcome`, no transport.
+
+The web layer (`webhook.server`) decodes JSON, calls these, and encodes the answer.
+"""
+
+from __future__ import annotations
+
+from webhook.admission.review import (
+    BadReview,
+    Evaluator,
+    Outcome,
+    format_denial,
+    format_warning,
+    mutate,
+    parse,
+    validate,
+)
+from webhook.admission.types import (
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReviewRequest,
+    AdmissionReviewResponse,
+    Status,
+)
+
+__all__ = [
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReviewRequest",
+    "AdmissionReviewResponse",
+    "BadReview",
+    "Evaluator",
+    "Outcome",
+    "Status",
+    "format_denial",
+    "format_warning",
+    "mutate",
+    "parse",
+    "validate",
+]

@@ -1,0 +1,361 @@
+"""The pure review core: an AdmissionReview dict in, an AdmissionReview dict out.
+
+No Flask, no sockets, no JSON text: the web layer decodes the body, calls `validate` or
+`mutate`, and encodes `Outcome.review`. Two error families are kept apart (as in kopf):
+
+- a bad *object* is a verdict: `allowed: false` with every reason in `status.message`,
+  answered with HTTP 200;
+- a bad *review* (not an AdmissionReview, no `uid`, wrong types) raises `BadReview`,
+  which only the web layer turns into HTTP 400.
+
+Reviews are answered in their own `apiVersion` (`admission.k8s.io/v1` or `v1beta1`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from webhook.admission.types import (
+    API_VERSIONS,
+    KIND,
+    OPERATIONS,
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReviewResponse,
+    Status,
+)
+from webhook.errors import GuardError
+from webhook.policy.model import Action, EvaluationContext, Verdict, Violation
+
+# Kubernetes good practice: "Limit warnings to 120 characters if possible. Warnings over
+# 256 characters and large numbers of warnings may be truncated" (admission/v1 types.go).
+WARNING_SOFT_LIMIT = 120
+WARNING_HARD_LIMIT = 256
+MAX_WARNINGS = 30
+MAX_DENIAL_LINES = 100
+MAX_MESSAGE_CHARS = 1000
+MAX_UID_CHARS = 512
+
+# Sub-resources whose object is a full resource that policies can judge. Others
+# (status, scale, binding, eviction, exec, ...) carry no container spec to check.
+EVALUATED_SUBRESOURCES: frozenset[str] = frozenset({"", "ephemeralcontainers"})
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class BadReview(GuardError):
+    """The webhook request itself is malformed: HTTP 400, never a verdict on an object."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.detail = message
+        super().__init__(f"{field}: {message}")
+
+
+class Evaluator(Protocol):
+    """What the core needs from the policy engine (`PolicySet.evaluate`)."""
+
+    def __call__(
+        self, obj: Mapping[str, Any], context: EvaluationContext | None = None, /
+    ) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer plus what logging and metrics need to know about it."""
+
+    review: AdmissionReviewResponse
+    uid: str
+    operation: str
+    kind: str
+    namespace: str
+    name: str
+    sub_resource: str
+    dry_run: bool
+    evaluated: bool
+    violations: tuple[Violation, ...] = ()
+    error: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.review["response"]["allowed"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    api_version: str
+    request: AdmissionRequest
+    uid: str
+    operation: str
+    kind: str
+    namespace: str
+    name: str
+    sub_resource: str
+    dry_run: bool
+    obj: dict[str, Any] | None
+
+
+def _opt_str(request: Mapping[str, Any], key: str) -> str:
+    value = request.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadReview(f"request.{key}", f"must be a string, not {_type_name(value)}")
+    return value
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def parse(body: object) -> _Parsed:
+    """Check the envelope and the request fields the core relies on; raise BadReview."""
+    if not isinstance(body, dict):
+        raise BadReview("body", f"must be a JSON object, not {_type_name(body)}")
+    api_version = body.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise BadReview(
+            "apiVersion",
+            "must be admission.k8s.io/v1 or admission.k8s.io/v1beta1"
+            + (" (missing)" if api_version is None else ""),
+        )
+    if body.get("kind") != KIND:
+        raise BadReview("kind", "must be AdmissionReview")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("request", f"must be an object, not {_type_name(request)}")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid", "missing" if uid is None else "must be a non-empty string")
+    if len(uid) > MAX_UID_CHARS:
+        raise BadReview("request.uid", f"longer than {MAX_UID_CHARS} characters")
+    operation = request.get("operation")
+    if operation not in OPERATIONS:
+        raise BadReview("request.operation", "must be one of CREATE, UPDATE, DELETE, CONNECT")
+    name = _opt_str(request, "name")
+    namespace = _opt_str(request, "namespace")
+    sub_resource = _opt_str(request, "subResource")
+    dry_run = request.get("dryRun")
+    if dry_run is not None and not isinstance(dry_run, bool):
+        raise BadReview("request.dryRun", f"must be a boolean, not {_type_name(dry_run)}")
+    for key in ("userInfo", "resource", "requestKind", "requestResource", "options"):
+        value = request.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise BadReview(f"request.{key}", f"must be an object, not {_type_name(value)}")
+    obj = request.get("object")
+    if obj is not None and not isinstance(obj, dict):
+        raise BadReview("request.object", f"must be an object, not {_type_name(obj)}")
+    old = request.get("oldObject")
+    if old is not None and not isinstance(old, dict):
+        raise BadReview("request.oldObject", f"must be an object, not {_type_name(old)}")
+    if obj is None and operation in ("CREATE", "UPDATE"):
+        raise BadReview("request.object", f"missing for {operation}")
+
+    gvk = request.get("kind")
+    kind = ""
+    if gvk is not None:
+        if not isinstance(gvk, dict):
+            raise BadReview("request.kind", f"must be an object, not {_type_name(gvk)}")
+        kind_value = gvk.get("kind")
+        if kind_value is not None and not isinstance(kind_value, str):
+            raise BadReview("request.kind.kind", f"must be a string, not {_type_name(kind_value)}")
+        kind = kind_value or ""
+    described = obj if obj is not None else old
+    if described is not None:
+        if not kind and isinstance(described.get("kind"), str):
+            kind = described["kind"]
+        metadata = described.get("metadata")
+        if isinstance(metadata, dict):
+            if not name:
+                meta_name = metadata.get("name") or metadata.get("generateName")
+                if isinstance(meta_name, str):
+                    name = meta_name
+            if not namespace and isinstance(metadata.get("namespace"), str):
+                namespace = metadata["namespace"]
+    return _Parsed(
+        api_version=api_version,
+        request=cast(AdmissionRequest, request),
+        uid=uid,
+        operation=operation,
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        sub_resource=sub_resource,
+        dry_run=bool(dry_run),
+        obj=obj,
+    )
+
+
+def _clean(text: str, limit: int) -> str:
+    text = _CONTROL.sub(" ", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def format_warning(violation: Violation) -> str:
+    """`[policy] path: message`, at most 120 characters, keeping the policy id and path."""
+    prefix = _CONTROL.sub(" ", f"[{violation.policy}] {violation.path}: ")
+    if len(prefix) > WARNING_HARD_LIMIT - 20:
+        # A pathological path: keep its head and tail, the policy id is in front.
+        keep = (WARNING_HARD_LIMIT - 24) // 2
+        prefix = prefix[:keep] + "…" + prefix[-keep:]
+    budget = max(WARNING_SOFT_LIMIT - len(prefix), 20)
+    return prefix + _clean(violation.message, budget)
+
+
+def format_denial(enforced: Sequence[Violation]) -> str:
+    """Every Enforce reason, one per line, as `[policy] path: message`."""
+    count = len(enforced)
+    head = f"{count} policy violation{'s' if count != 1 else ''}:"
+    lines = [head]
+    for v in enforced[:MAX_DENIAL_LINES]:
+        lines.append(_clean(f"[{v.policy}] {v.path}: {v.message}", MAX_MESSAGE_CHARS))
+    if count > MAX_DENIAL_LINES:
+        lines.append(f"... and {count - MAX_DENIAL_LINES} more")
+    return "\n".join(lines)
+
+
+def _warnings(warned: Sequence[Violation]) -> list[str]:
+    out = [format_warning(v) for v in warned[:MAX_WARNINGS]]
+    if len(warned) > MAX_WARNINGS:
+        out.append(f"... and {len(warned) - MAX_WARNINGS} more warnings")
+    return out
+
+
+def _other_plugins(plugins: Sequence[Any], name: str, namespace: str) -> list[Any]:
+    """The registry minus the plugin under review (an UPDATE must not collide with itself)."""
+    out: list[Any] = []
+    for plugin in plugins:
+        metadata = plugin.get("metadata") if isinstance(plugin, Mapping) else None
+        if isinstance(metadata, Mapping) and metadata.get("name") == name and name:
+            plugin_ns = metadata.get("namespace")
+            if not plugin_ns or not namespace or plugin_ns == namespace:
+                continue
+        out.append(plugin)
+    return out
+
+
+def _answer(parsed: _Parsed, response: AdmissionResponse) -> AdmissionReviewResponse:
+    return {"apiVersion": parsed.api_version, "kind": "AdmissionReview", "response": response}
+
+
+def validate(
+    body: object,
+    *,
+    evaluate: Evaluator,
+    plugins: Sequence[Any] = (),
+) -> Outcome:
+    """Review one AdmissionReview against the policies; raise BadReview if it is malformed."""
+    parsed = parse(body)
+    obj = parsed.obj
+    if (
+        obj is None
+        or parsed.operation not in ("CREATE", "UPDATE")
+        or parsed.sub_resource not in EVALUATED_SUBRESOURCES
+    ):
+        # DELETE, CONNECT and sub-resources such as status/scale: nothing to judge.
+        return Outcome(
+            review=_answer(parsed, {"uid": parsed.uid, "allowed": True}),
+            uid=parsed.uid,
+            operation=parsed.operation,
+            kind=parsed.kind,
+            namespace=parsed.namespace,
+            name=parsed.name,
+            sub_resource=parsed.sub_resource,
+            dry_run=parsed.dry_run,
+            evaluated=False,
+        )
+    context = EvaluationContext(
+        plugins=_other_plugins(plugins, parsed.name, parsed.namespace) if plugins else [],
+        namespace=parsed.namespace or None,
+    )
+    try:
+        verdict = evaluate(obj, context)
+    except RecursionError:
+        return _failed(parsed, 400, "BadRequest", "object is nested too deeply to evaluate")
+    except Exception as exc:
+        # An engine bug must not become an HTTP 500 (the failurePolicy would decide):
+        # fail closed, with a reason the user can report. No object data in the text.
+        return _failed(
+            parsed,
+            500,
+            "InternalError",
+            f"policy evaluation failed ({type(exc).__name__}); the request is denied",
+            error=type(exc).__name__,
+        )
+    violations = verdict.violations
+    response: AdmissionResponse = {"uid": parsed.uid, "allowed": True}
+    if violations:
+        enforced = [v for v in violations if v.action is Action.ENFORCE]
+        warned = [v for v in violations if v.action is Action.WARN]
+        if enforced:
+            response["allowed"] = False
+            response["status"] = {
+                "code": 403,
+                "reason": "Forbidden",
+                "message": format_denial(enforced),
+            }
+        if warned:
+            response["warnings"] = _warnings(warned)
+    return Outcome(
+        review=_answer(parsed, response),
+        uid=parsed.uid,
+        operation=parsed.operation,
+        kind=parsed.kind,
+        namespace=parsed.namespace,
+        name=parsed.name,
+        sub_resource=parsed.sub_resource,
+        dry_run=parsed.dry_run,
+        evaluated=True,
+        violations=violations,
+    )
+
+
+def _failed(
+    parsed: _Parsed, code: int, reason: str, message: str, *, error: str | None = None
+) -> Outcome:
+    status: Status = {"code": code, "reason": reason, "message": message}
+    return Outcome(
+        review=_answer(parsed, {"uid": parsed.uid, "allowed": False, "status": status}),
+        uid=parsed.uid,
+        operation=parsed.operation,
+        kind=parsed.kind,
+        namespace=parsed.namespace,
+        name=parsed.name,
+        sub_resource=parsed.sub_resource,
+        dry_run=parsed.dry_run,
+        evaluated=True,
+        error=error or reason,
+    )
+
+
+def mutate(body: object) -> Outcome:
+    """The mutating endpoint: allowed with no patch until injection is implemented."""
+    parsed = parse(body)
+    return Outcome(
+        review=_answer(parsed, {"uid": parsed.uid, "allowed": True}),
+        uid=parsed.uid,
+        operation=parsed.operation,
+        kind=parsed.kind,
+        namespace=parsed.namespace,
+        name=parsed.name,
+        sub_resource=parsed.sub_resource,
+        dry_run=parsed.dry_run,
+        evaluated=False,
+    )

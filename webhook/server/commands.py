@@ -1,0 +1,203 @@
+"""`plugin-guard serve`: the HTTPS admission webhook under gunicorn."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import ssl
+import tempfile
+from pathlib import Path
+
+import click
+
+from webhook.errors import GuardError
+
+CURL_REVIEW = (
+    '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"demo-1",'
+    '"operation":"CREATE","kind":{"group":"","version":"v1","kind":"ConfigMap"},'
+    '"namespace":"argo","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":'
+    '{"name":"demo-executor-plugin","labels":{"workflows.argoproj.io/configmap-type":'
+    '"ExecutorPlugin"}},"data":{"sidecar.container":"name: demo\\nimage: demo:1\\n'
+    'ports:\\n- containerPort: 4355\\n"}}}}'
+)
+
+
+def _metrics_dir() -> Path:
+    """A fresh folder for prometheus_client's per-worker files, set before workers fork."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return folder
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    folder = Path(tempfile.mkdtemp(prefix="plugin-guard-metrics-", dir=base))
+    owner = os.getpid()
+
+    def cleanup() -> None:
+        if os.getpid() == owner:  # not from a forked worker
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(cleanup)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
+def _check_pair(cert: Path, key: Path) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise click.UsageError(f"cannot load --cert-file/--key-file: {exc}") from exc
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--cert-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Server certificate (PEM). Without it a local CA and certificate are created.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key of --cert-file (PEM).",
+)
+@click.option(
+    "--policies",
+    "policies_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Policy folder (default: the bundled policies). Reloaded when files change.",
+)
+@click.option(
+    "--plugins",
+    "plugins_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of plugin ConfigMaps: the registry of installed plugins (cross-plugin checks).",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--san",
+    "sans",
+    multiple=True,
+    help="Extra DNS name or IP for the generated certificate (repeatable), "
+    "e.g. plugin-guard.argo.svc.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the generated CA and certificate are kept "
+    "[default: $XDG_STATE_HOME/argo-plugin-guard].",
+)
+@click.option(
+    "--reload-interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between checks of the policy and plugin folders (0: never reload).",
+)
+@click.option(
+    "--timeout",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 30),
+    help="The webhook's timeoutSeconds: how long a SIGTERM waits for in-flight reviews.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option("--no-review-log", is_flag=True, help="Do not log one line per review.")
+def serve(
+    host: str,
+    port: int,
+    cert_file: Path | None,
+    key_file: Path | None,
+    policies_dir: Path | None,
+    plugins_dir: Path | None,
+    workers: int,
+    threads: int,
+    sans: tuple[str, ...],
+    state_dir: Path | None,
+    reload_interval: float,
+    timeout: int,
+    log_level: str,
+    no_review_log: bool,
+) -> None:
+    """Serve the admission webhook over HTTPS (gunicorn, TLS 1.2+).
+
+    POST /validate and /mutate take AdmissionReviews (admission.k8s.io/v1 or v1beta1);
+    GET /healthz, /readyz and /metrics are for probes and Prometheus. SIGTERM finishes
+    in-flight reviews, then exits.
+    """
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("--cert-file and --key-file go together")
+    _metrics_dir()  # before anything imports prometheus_client
+
+    from webhook.server import certs
+    from webhook.server.app import create_app
+    from webhook.server.config import ServerConfig
+    from webhook.server.gunicorn_app import WebhookApplication
+    from webhook.server.state import ServingState
+
+    ca_path: Path | None = None
+    if cert_file is None or key_file is None:
+        folder = state_dir or certs.default_state_dir()
+        try:
+            paths, created = certs.ensure_local_certs(folder, (host, *sans))
+        except OSError as exc:
+            raise click.UsageError(f"cannot write certificates under {folder}: {exc}") from exc
+        cert_file, key_file, ca_path = paths.cert, paths.key, paths.ca_cert
+        click.echo(f"{'created' if created else 'reusing'} local CA: {ca_path}", err=True)
+    else:
+        _check_pair(cert_file, key_file)
+
+    try:
+        state = ServingState.preload(policies_dir, plugins_dir)
+    except GuardError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise GuardError(f"cannot load policies: {exc}") from exc
+
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url_host = f"[{shown_host}]" if ":" in shown_host else shown_host
+    url = f"https://{url_host}:{port}"
+    click.echo(
+        f"serving {url}/validate with {len(getattr(state.policy_set, 'policy_ids', []))} "
+        f"policies ({policies_dir or 'bundled'}), {workers} worker(s)",
+        err=True,
+    )
+    if ca_path is not None:
+        click.echo(f"try it:\n  curl --cacert {ca_path} {url}/healthz", err=True)
+        click.echo(
+            f"  curl --cacert {ca_path} -H 'Content-Type: application/json' "
+            f"-d '{CURL_REVIEW}' {url}/validate",
+            err=True,
+        )
+
+    config = ServerConfig(
+        policies_dir=policies_dir,
+        plugins_dir=plugins_dir,
+        reload_interval=reload_interval,
+        cert_file=cert_file,
+        key_file=key_file,
+        review_log=not no_review_log,
+        state=state,
+    )
+    bind_host = f"[{host}]" if ":" in host else host
+    options = {
+        "bind": [f"{bind_host}:{port}"],
+        "workers": workers,
+        "threads": threads,
+        "certfile": str(cert_file),
+        "keyfile": str(key_file),
+        "graceful_timeout": timeout,
+        "loglevel": log_level,
+    }
+    WebhookApplication(lambda: create_app(config), options).run()

@@ -1,0 +1,195 @@
+"""The policies and the plugin registry a running server evaluates with, hot-reloaded.
+
+A watcher thread (one per gunicorn worker) stats the folders every few seconds; when a
+file was added, removed or changed, it loads the whole folder again. A folder that
+fails to load is reported (a JSON log line naming file, policy and field, and `/readyz`
+answering 503 with the same text) while the last good set keeps serving. Mounted
+ConfigMaps change by an atomic symlink swap and send no reliable inotify events, so
+polling is the portable choice (the same reasoning as kopf's certificate re-hashing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webhook.errors import GuardError
+
+log = logging.getLogger("webhook.server.state")
+
+WATCHED_SUFFIXES = (".yaml", ".yml", ".json")
+
+DirSignature = tuple[tuple[str, int, int, int], ...]
+
+
+def dir_signature(directory: Path | None) -> DirSignature:
+    """What changes when a watched file is added, removed, replaced or edited."""
+    if directory is None:
+        return ()
+    out = []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".."))
+        for name in sorted(files):
+            if not name.endswith(WATCHED_SUFFIXES) or name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out.append((path, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def load_policy_set(directory: Path | None) -> Any:
+    """`webhook.policy.load_policies` (bundled set when `directory` is None)."""
+    from webhook.policy import load_policies
+
+    return load_policies(directory)
+
+
+def load_registry(directory: Path | None) -> list[Any]:
+    """Every executor plugin (ConfigMap or plugin.yaml) found in a folder, as ExecutorPlugin."""
+    if directory is None:
+        return []
+    from webhook.executor_plugin import read_plugin
+    from webhook.manifests import load_documents
+
+    plugins = []
+    for doc in load_documents([str(directory)]):
+        plugin = read_plugin(doc.obj)
+        if plugin is not None:
+            plugins.append(plugin)
+    return plugins
+
+
+@dataclass(slots=True)
+class _Source:
+    name: str
+    directory: Path | None
+    signature: DirSignature = ()
+    error: str | None = None
+
+
+class ServingState:
+    """What every review reads: `policy_set`, `plugins`; and what `/readyz` reports."""
+
+    def __init__(
+        self,
+        *,
+        policies_dir: Path | None,
+        plugins_dir: Path | None = None,
+        policy_set: Any = None,
+        plugins: list[Any] | None = None,
+        policy_loader: Callable[[Path | None], Any] = load_policy_set,
+        registry_loader: Callable[[Path | None], list[Any]] = load_registry,
+        on_reload: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._policy_loader = policy_loader
+        self._registry_loader = registry_loader
+        self._on_reload = on_reload
+        self._policies = _Source("policies", policies_dir)
+        self._registry = _Source("plugins", plugins_dir)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.policy_set: Any = policy_set
+        self.plugins: list[Any] = plugins if plugins is not None else []
+        if policy_set is None:
+            self._policies.signature = dir_signature(policies_dir)
+            self.policy_set = policy_loader(policies_dir)  # errors propagate: no last good set
+        else:
+            self._policies.signature = dir_signature(policies_dir)
+        self._registry.signature = dir_signature(plugins_dir)
+        if plugins is None and plugins_dir is not None:
+            self.plugins = registry_loader(plugins_dir)
+
+    @classmethod
+    def preload(cls, policies_dir: Path | None, plugins_dir: Path | None = None) -> ServingState:
+        """Load before forking workers (raises PolicyLoadError / ManifestError)."""
+        return cls(policies_dir=policies_dir, plugins_dir=plugins_dir)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{s.name}: {s.error}" for s in (self._policies, self._registry) if s.error]
+
+    @property
+    def ready(self) -> bool:
+        return self.policy_set is not None and not self.problems
+
+    def check(self) -> bool:
+        """Reload whatever changed on disk; True when something was (re)loaded."""
+        changed = False
+        policies = self._policies
+        if policies.directory is not None:
+            signature = dir_signature(policies.directory)
+            if signature != policies.signature:
+                policies.signature = signature
+                changed |= self._reload(policies, lambda: self._load_policies(policies))
+        registry = self._registry
+        if registry.directory is not None:
+            signature = dir_signature(registry.directory)
+            if signature != registry.signature:
+                registry.signature = signature
+                changed |= self._reload(registry, lambda: self._load_registry(registry))
+        return changed
+
+    def _load_policies(self, source: _Source) -> None:
+        self.policy_set = self._policy_loader(source.directory)
+
+    def _load_registry(self, source: _Source) -> None:
+        self.plugins = self._registry_loader(source.directory)
+
+    def _reload(self, source: _Source, load: Callable[[], None]) -> bool:
+        started = time.perf_counter()
+        try:
+            load()
+        except (GuardError, OSError, ValueError) as exc:
+            source.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            extra: dict[str, Any] = {"source": source.name, "error": source.error}
+            for attr in ("source", "policy", "field"):
+                value = getattr(exc, attr, None)
+                if value:
+                    extra[f"error_{attr}"] = value
+            log.error("reload failed; still serving the last good set", extra=extra)
+            if self._on_reload:
+                self._on_reload(False)
+            return False
+        source.error = None
+        log.info(
+            "reloaded",
+            extra={
+                "source": source.name,
+                "durationMs": round((time.perf_counter() - started) * 1000, 1),
+                "policies": len(getattr(self.policy_set, "policy_ids", []) or []),
+                "plugins": len(self.plugins),
+            },
+        )
+        if self._on_reload:
+            self._on_reload(True)
+        return True
+
+    def start(self, interval: float) -> None:
+        """Poll in a daemon thread (one per worker process)."""
+        if self._thread is not None or interval <= 0:
+            return
+        if self._policies.directory is None and self._registry.directory is None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.check()
+                except Exception:  # never let the watcher die silently
+                    log.exception("policy watcher failed; retrying")
+
+        self._thread = threading.Thread(target=run, name="policy-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
