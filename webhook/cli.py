@@ -49,3 +49,7 @@ from webhook.dispatch.commands import dev, execute  # noqa: E402
 
 cli.add_command(execute)
 cli.add_command(dev)
+
+from webhook.server.commands import serve  # noqa: E402
+
+cli.add_command(serve)
