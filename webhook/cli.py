@@ -45,6 +45,11 @@ def main() -> None:
 
 # Subcommands register themselves below (one import + add_command line each).
 
+from webhook.check import build, check  # noqa: E402
+
+cli.add_command(check)
+cli.add_command(build)
+
 from webhook.dispatch.commands import dev, execute  # noqa: E402
 
 cli.add_command(execute)

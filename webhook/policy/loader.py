@@ -14,7 +14,7 @@ import yaml
 
 from webhook.errors import PolicyLoadError
 from webhook.manifests import parse_yaml
-from webhook.paths import format_path
+from webhook.paths import format_path, join_path
 from webhook.policy.checks import REGISTRY, load_builtin_checks
 from webhook.policy.model import Action, Target
 
@@ -151,7 +151,7 @@ def read_policy_file(path: Path) -> dict[str, Any]:
 def validate_policy_document(document: Mapping[str, Any], source: str) -> None:
     """Raise PolicyLoadError for the first problem, in document order."""
     policy_id = document.get("id") if isinstance(document.get("id"), str) else None
-    errors = sorted(_META_VALIDATOR.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    errors = sorted(_META_VALIDATOR.iter_errors(document), key=_error_order)
     if errors:
         error = errors[0]
         field, message = _explain(error)
@@ -181,7 +181,7 @@ def _validate_rule(
         try:
             jsonschema.Draft202012Validator.check_schema(rule["schema"])
         except jsonschema.SchemaError as exc:
-            where = format_path([field, "schema", *exc.path])
+            where = join_path(field, "schema", *exc.path)
             raise PolicyLoadError(
                 source, f"not a valid JSON Schema: {exc.message}", policy_id, where
             ) from None
@@ -213,6 +213,15 @@ def _validate_rule(
         sub_field, message = _explain(errors[0])
         where = f"{field}.parameters" + (f".{sub_field}" if sub_field else "")
         raise PolicyLoadError(source, message, policy_id, where)
+
+
+# A misspelt key shows up as both "unknown field" and "missing field": the first, with
+# its "did you mean", is the one that helps.
+_ERROR_PRIORITY = {"additionalProperties": 0, "enum": 1, "const": 1, "required": 2}
+
+
+def _error_order(error: jsonschema.ValidationError) -> tuple[int, list[str]]:
+    return (_ERROR_PRIORITY.get(str(error.validator), 3), [str(p) for p in error.path])
 
 
 def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from webhook.quantity import QuantityError, parse_quantity
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _LABEL_PATH = join_path("metadata", "labels", CONFIGMAP_TYPE_LABEL)
 
 
@@ -49,6 +50,15 @@ def plugin_format(
             f"the ConfigMap name {configmap_name!r} is not a valid Kubernetes name "
             "(lower-case letters, digits, '-' and '.'): the API server would refuse it",
         )
+    for key, value in plugin.labels.items():
+        if not _LABEL_VALUE.match(value):
+            # The API server refuses the object; `check` says so before `kubectl apply`.
+            yield Finding(
+                join_path("metadata", "labels", key),
+                f"label {key!r} has a value that is not a valid label value (at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending alphanumeric); "
+                "move free text such as versions to an annotation",
+            )
     if plugin.kind != EXECUTOR_PLUGIN_KIND:
         # spec 3.2: the controller only accepts this exact value and ignores the rest.
         where = _LABEL_PATH if plugin.form == FORM_CONFIGMAP else "kind"
@@ -152,17 +162,20 @@ def unique_plugin_ports(
     port = plugin.port
     if port is None:
         return
+    reported: set[tuple[str, str | None]] = set()
     for other in context.plugins:
         if not isinstance(other, ExecutorPlugin) or other.port != port:
             continue
         if _same_plugin(plugin, other) or not _can_share_agent_pod(plugin, other):
             continue
+        if (other.name, other.namespace) in reported:  # plugin.yaml and its ConfigMap
+            continue
+        reported.add((other.name, other.namespace))
         where = f" in namespace {other.namespace}" if other.namespace else ""
         yield Finding(
             join_path(plugin.container_path, "ports", 0, "containerPort"),
-            f"port {port} is already used by plugin {other.resource_name or other.name!r}{where}: "
-            "plugins share the agent pod's network, so the second one cannot bind; "
-            "pick another port",
+            f"port {port} is already used by plugin {other.name!r}{where}: plugins share "
+            "the agent pod's network, so the second one cannot bind; pick another port",
         )
 
 

@@ -1,0 +1,5 @@
+"""`python -m webhook` is `plugin-guard`."""
+
+from webhook.cli import main
+
+main()
