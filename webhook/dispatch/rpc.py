@@ -288,8 +288,8 @@ def _go_json_kind(value: Any) -> str:
 
 def _go_syntax_error(text: str, exc: json.JSONDecodeError) -> str:
     """Go's wording for the common cases; the position is where Python gave up."""
-    if exc.pos >= len(text):
-        return "unexpected EOF"
+    if exc.pos >= len(text) or exc.msg.startswith("Unterminated"):
+        return "unexpected EOF"  # the body ends inside a value
     char = text[exc.pos]
     if exc.pos == 0:
         return f"invalid character {_go_quote_char(char)} looking for beginning of value"
