@@ -238,15 +238,28 @@ def _warnings(warned: Sequence[Violation]) -> list[str]:
     return out
 
 
+def _identity(plugin: Any) -> tuple[Any, Any]:
+    """(resource name, namespace) of a registry entry: a ConfigMap dict or an ExecutorPlugin."""
+    if isinstance(plugin, Mapping):
+        metadata = plugin.get("metadata")
+        if isinstance(metadata, Mapping):
+            return metadata.get("name"), metadata.get("namespace")
+        return None, None
+    name = getattr(plugin, "resource_name", None) or getattr(plugin, "name", None)
+    return name, getattr(plugin, "namespace", None)
+
+
 def _other_plugins(plugins: Sequence[Any], name: str, namespace: str) -> list[Any]:
     """The registry minus the plugin under review (an UPDATE must not collide with itself)."""
     out: list[Any] = []
     for plugin in plugins:
-        metadata = plugin.get("metadata") if isinstance(plugin, Mapping) else None
-        if isinstance(metadata, Mapping) and metadata.get("name") == name and name:
-            plugin_ns = metadata.get("namespace")
-            if not plugin_ns or not namespace or plugin_ns == namespace:
-                continue
+        plugin_name, plugin_ns = _identity(plugin)
+        if (
+            name
+            and plugin_name == name
+            and (not plugin_ns or not namespace or plugin_ns == namespace)
+        ):
+            continue
         out.append(plugin)
     return out
 
