@@ -65,6 +65,20 @@ def status_body(code: int, message: str, reason: str | None = None) -> bytes:
     return _ENCODER.encode(body).encode()
 
 
+# A body over the limit is still read (and dropped) up to this many times the limit, so
+# the client, still sending, gets the 413 answer instead of a reset connection.
+DRAIN_FACTOR = 4
+
+
+def _drain(stream: Any, length: int | None, cap: int) -> None:
+    remaining = cap if length is None else min(length, cap)
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 class AdmissionEndpoint:
     """One admission route: body in, (HTTP status, JSON body) out, never an exception."""
 
@@ -100,11 +114,13 @@ class AdmissionEndpoint:
             except ValueError:
                 return self._error(400, "invalid Content-Length")
             if length > limit:
+                _drain(stream, length, limit * DRAIN_FACTOR)
                 return self._error(413, f"request body larger than {limit} bytes")
             body = stream.read(length) if length > 0 else b""
         else:  # chunked: read at most one byte past the limit
             body = stream.read(limit + 1)
             if len(body) > limit:
+                _drain(stream, None, limit * DRAIN_FACTOR)
                 return self._error(413, f"request body larger than {limit} bytes")
         started = time.perf_counter()
         try:
