@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)$")
 _EXPONENT = re.compile(r"^[eE]([+-]?[0-9]+)$")
@@ -34,12 +35,17 @@ class QuantityError(ValueError):
 
 def parse_quantity(value: object) -> Decimal:
     """The quantity's value in base units; QuantityError if it is not a quantity."""
+    if isinstance(value, str):
+        return _parse_text(value)  # cached: the same few strings come again and again
     if isinstance(value, bool):
         raise QuantityError("must be a quantity such as 100m or 64Mi, not a boolean")
     if isinstance(value, int | float):
         return Decimal(str(value))
-    if not isinstance(value, str):
-        raise QuantityError("must be a quantity such as 100m or 64Mi")
+    raise QuantityError("must be a quantity such as 100m or 64Mi")
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(value: str) -> Decimal:
     text = value.strip()
     if not text:
         raise QuantityError("must not be empty")

@@ -85,7 +85,7 @@ class ResourceViews:
             for plugin in self._read_plugins():
                 yield self._view(target, plugin, "", plugin=plugin)
         elif target is Target.PLUGIN_SIDECAR:
-            for plugin in self._read_plugins():
+            for plugin in self.plugins:
                 if plugin.container is not None:
                     yield self._view(
                         target,
