@@ -78,3 +78,16 @@ class EvaluationContext:
 
     plugins: list[Any] = field(default_factory=list)
     namespace: str | None = None
+    _by_port: dict[int, list[Any]] | None = field(default=None, repr=False, compare=False)
+
+    def plugins_on_port(self, port: int) -> list[Any]:
+        """The known plugins whose address port is `port` (indexed once: a `check` of
+        1,000 plugins would otherwise compare every pair)."""
+        if self._by_port is None:
+            index: dict[int, list[Any]] = {}
+            for plugin in self.plugins:
+                plugin_port = getattr(plugin, "port", None)
+                if plugin_port is not None:
+                    index.setdefault(plugin_port, []).append(plugin)
+            self._by_port = index
+        return self._by_port.get(port, [])

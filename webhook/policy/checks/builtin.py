@@ -163,8 +163,8 @@ def unique_plugin_ports(
     if port is None:
         return
     reported: set[tuple[str, str | None]] = set()
-    for other in context.plugins:
-        if not isinstance(other, ExecutorPlugin) or other.port != port:
+    for other in context.plugins_on_port(port):
+        if not isinstance(other, ExecutorPlugin):
             continue
         if _same_plugin(plugin, other) or not _can_share_agent_pod(plugin, other):
             continue
