@@ -1,0 +1,468 @@
+"""What is *not* a secret: references, placeholders, identifiers, and names.
+
+Everything here is generic (Kubernetes, shell and template conventions, and the
+statistics of random strings); nothing refers to particular values.
+
+Two questions are answered:
+
+* `name_strength(name)`: does a key name (env `name`, ConfigMap key, annotation key,
+  flag, header or assignment name) say that its value is a credential?
+  `STRONG` (password, token, secret, api key...), `WEAK` (a bare `..._KEY`, a plural such
+  as `..._SECRETS`) or `NONE` (no credential word, or the name ends in a word that says
+  the value is about the credential, not the credential: `_ID`, `_NAME`, `_URL`,
+  `_FILE`, `_PATH`, `_VERSION`...).
+* `is_reference`, `is_placeholder`, `is_benign`, `is_identifier_like`: is a value a
+  reference to a secret kept elsewhere, an obvious placeholder, or a kind of value
+  that is never a credential (UUID, git SHA, digest, path, host name, e-mail, ARN,
+  secret-manager reference, public key or certificate)?
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections import Counter
+from enum import IntEnum
+from functools import lru_cache
+
+# ---------------------------------------------------------------------------- names
+
+
+class Strength(IntEnum):
+    NONE = 0
+    WEAK = 1
+    STRONG = 2
+
+
+# Whole name segments that say "credential" (segments come from splitting on
+# separators and camelCase: `dbPass` -> db, pass).
+_STRONG_SEGMENTS = frozenset(
+    {
+        "pass",
+        "pwd",
+        "pw",
+        "passwd",
+        "password",
+        "passwords",
+        "passphrase",
+        "secret",
+        "token",
+        "auth",
+        "oauth",
+        "creds",
+        "cred",
+        "credential",
+        "bearer",
+        "apikey",
+        "psk",
+        "cookie",
+        "authorization",
+        "dsn",
+        "sas",
+    }
+)
+# Substrings of the squashed (separator-free, lower-case) name that say "credential".
+_STRONG_SUBSTRINGS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credential",
+    "authkey",
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
+    "licensekey",
+    "connectionstring",
+    "sessionkey",
+)
+# A last segment that makes the whole name weak: it names a collection or a key.
+_PLURAL_LAST = frozenset({"keys", "secrets", "tokens", "passwords", "credentials"})
+_WEAK_LAST = frozenset({"key", "signature", "salt", "hmac"})
+# A last segment that says the value is *about* the credential, not the credential.
+_EXCLUDED_LAST = frozenset(
+    {
+        "id",
+        "ids",
+        "name",
+        "names",
+        "url",
+        "uri",
+        "urls",
+        "endpoint",
+        "endpoints",
+        "host",
+        "hostname",
+        "file",
+        "filename",
+        "files",
+        "path",
+        "paths",
+        "dir",
+        "directory",
+        "location",
+        "version",
+        "region",
+        "zone",
+        "type",
+        "kind",
+        "mode",
+        "format",
+        "length",
+        "len",
+        "size",
+        "ttl",
+        "timeout",
+        "expiry",
+        "expiration",
+        "expires",
+        "lifetime",
+        "duration",
+        "seconds",
+        "enabled",
+        "enable",
+        "disabled",
+        "required",
+        "optional",
+        "ref",
+        "reference",
+        "label",
+        "field",
+        "prefix",
+        "suffix",
+        "chars",
+        "charset",
+        "alphabet",
+        "count",
+        "limit",
+        "policy",
+        "algorithm",
+        "alg",
+        "method",
+        "scope",
+        "scopes",
+        "provider",
+        "issuer",
+        "audience",
+        "arn",
+        "template",
+        "regex",
+        "pattern",
+        "mount",
+        "volume",
+        "username",
+        "email",
+        "port",
+        "interval",
+        "rotation",
+        "usage",
+        "description",
+        "hint",
+        "help",
+    }
+)
+# Words that say the value is public.
+_PUBLIC_SEGMENTS = frozenset({"public", "publishable", "pub"})
+
+_SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def name_segments(name: str) -> list[str]:
+    """`automountServiceAccountToken` -> ['automount', 'service', 'account', 'token']."""
+    return [s.lower() for s in _SEGMENT.findall(name)]
+
+
+@lru_cache(maxsize=4096)
+def name_strength(name: str) -> Strength:
+    """How strongly a key name says its value is a credential."""
+    if not name:
+        return Strength.NONE
+    segments = name_segments(name)
+    if not segments:
+        return Strength.NONE
+    last = segments[-1]
+    if last in _EXCLUDED_LAST:
+        return Strength.NONE
+    if _PUBLIC_SEGMENTS.intersection(segments):
+        return Strength.NONE
+    if last in _PLURAL_LAST:
+        return Strength.WEAK
+    squashed = "".join(segments)
+    if any(s in _STRONG_SEGMENTS for s in segments) or any(
+        sub in squashed for sub in _STRONG_SUBSTRINGS
+    ):
+        return Strength.STRONG
+    if last in _WEAK_LAST:
+        return Strength.WEAK
+    return Strength.NONE
+
+
+_CHECKSUM_SEGMENTS = frozenset(
+    {
+        "checksum",
+        "chksum",
+        "hash",
+        "digest",
+        "sha",
+        "sha1",
+        "sha256",
+        "sha512",
+        "md5",
+        "fingerprint",
+        "etag",
+        "revision",
+        "rev",
+        "commit",
+        "srcrev",
+        "version",
+        "nonce",
+        "uid",
+        "uuid",
+        "id",
+    }
+)
+
+
+@lru_cache(maxsize=4096)
+def name_says_not_secret(name: str) -> bool:
+    """A name that announces a checksum, revision or identifier: no entropy test."""
+    segments = name_segments(name)
+    if _CHECKSUM_SEGMENTS.intersection(segments) or _PUBLIC_SEGMENTS.intersection(segments):
+        return True
+    return bool(segments) and segments[-1] in _EXCLUDED_LAST
+
+
+# ------------------------------------------------------------------ value classes
+
+# References: resolved elsewhere (shell, Kubernetes `$(VAR)`, Helm, Argo, ERB, Windows).
+_REFERENCE = re.compile(
+    r"\$\{[^}]*\}"  # ${X}
+    r"|\$\([^)]*\)?"  # $(X), $(cmd ...)
+    r"|\{\{.*?\}\}"  # {{ .Values.x }}, {{workflow.parameters.x}}
+    r"|<%.*?%>"  # ERB
+    r"|`[^`]+`"  # `command`
+    r"|\$[A-Z_][A-Z0-9_]{2,}"  # $UPPER_VAR
+    r"|^\$[A-Za-z_]\w*$"  # $var
+    r"|^%[A-Za-z_]\w*%$"  # %VAR%
+    r"|^@[A-Za-z_]\w*@$",  # @VAR@
+    re.S,
+)
+
+# Secret-manager and secret-store references.
+_SECRET_MANAGER = re.compile(
+    r"^(?:arn:aws[\w-]*:|projects/[^/]+/secrets/|vault:|ref\+[a-z0-9]+://|"
+    r"(?:secret|vault|awssm|gcpsm|azkv|op|sops|k8s|secretsmanager)://|"
+    r"https://[\w.-]+\.vault\.azure\.net/)",
+    re.I,
+)
+
+_PLACEHOLDER = re.compile(
+    r"<[^<>]{1,80}>"  # <token>, <user:password>
+    r"|\[[A-Za-z][A-Za-z0-9 _-]*\]"  # [PASSWORD]
+    r"|^\{[A-Za-z_][\w. -]*\}$"  # {SumoAccessKey}
+    r"|x{4,}|X{4,}|\*{3,}|#{3,}|\.{3,}|•|…"  # masked
+    r"|EXAMPLE"
+    r"|(?i:redacted|changeme|change[_-]me|replace[_-]?me|placeholder|dummy|notreal|not[_-]a[_-]real"
+    r"|your[_-]?[a-z]*[_-]?(?:key|token|secret|password|pass|id)|put[_-]your|insert[_-]?(?:your|here)"
+    r"|here$|_here[_-]?|goes[_-]?here|^example|[_-]example)",
+)
+
+# Words that, on their own, make up a placeholder ("my-bot-token", "Slack_BOT_TOKEN").
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "token",
+        "key",
+        "secret",
+        "password",
+        "pass",
+        "api",
+        "bot",
+        "my",
+        "your",
+        "here",
+        "access",
+        "configuration",
+        "config",
+        "string",
+        "random",
+        "value",
+        "app",
+        "user",
+        "auth",
+        "test",
+        "sample",
+        "example",
+        "slack",
+        "dummy",
+        "fake",
+        "foo",
+        "bar",
+    }
+)
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+|[^A-Za-z0-9]+")
+_BOOLEAN_LIKE = frozenset(
+    {"true", "false", "yes", "no", "on", "off", "null", "none", "nil", "enabled", "disabled"}
+)
+
+
+def is_reference(value: str) -> bool:
+    """The value refers to a secret kept elsewhere (or is computed at run time)."""
+    return _REFERENCE.search(value) is not None or _SECRET_MANAGER.match(value) is not None
+
+
+def sequential_fraction(value: str) -> float:
+    """Share of characters in runs (>= 4) of repeated or consecutive characters:
+    `aaaa`, `1234`, `abcd`. Random strings have almost none; placeholders are made of them."""
+    n = len(value)
+    if n < 4:
+        return 0.0
+    covered = 0
+    run = 1
+    prev = ord(value[0])
+    for ch in value[1:]:
+        cur = ord(ch)
+        if cur - prev in (0, 1) and ch.isalnum():
+            run += 1
+        else:
+            if run >= 4:
+                covered += run
+            run = 1
+        prev = cur
+    if run >= 4:
+        covered += run
+    return covered / n
+
+
+def is_placeholder(value: str) -> bool:
+    """An obvious placeholder: masked, templated, sequential, or made of words."""
+    if _PLACEHOLDER.search(value):
+        return True
+    if sequential_fraction(value) >= 0.5:
+        return True
+    body = value
+    # A value whose letters are all upper case and carry no digit ("THISISATOKEN").
+    letters = [c for c in body if c.isalpha()]
+    if len(letters) >= 12 and not any(c.isdigit() for c in body):
+        tail = body.split(".", 1)[-1] if "." in body[:4] else body
+        if tail.isalpha() and tail.isupper():
+            return True
+    # Made only of words, at least one of which names what should go there.
+    parts = [p for p in _WORDS.findall(body) if p[0].isalnum()]
+    if len(parts) >= 2 and all(p.isalpha() for p in parts):
+        lowered = {p.lower() for p in parts}
+        if lowered & _PLACEHOLDER_WORDS and len(lowered - _PLACEHOLDER_WORDS) <= 2:
+            return True
+    # Few distinct characters for its length.
+    return len(value) >= 12 and len(set(value)) <= max(3, min(6, len(value) // 10))
+
+
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+)
+_GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+_DIGEST = re.compile(r"(?:^|[@:/])(?:sha256|sha384|sha512|sha1|md5)[:=][0-9a-fA-F]{32,}", re.I)
+_PATH = re.compile(r"^(?:~|\.{1,2})?(?:/[\w.@+-]+)+/?$|^[\w.-]+(?:/[\w.-]+)*\.[A-Za-z][\w]{0,5}$")
+_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,12}\.?(?::[0-9]{1,5})?$")
+_EMAIL = re.compile(r"^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$")
+_URL_NO_CREDS = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s@]*$", re.I)
+_VERSION = re.compile(r"^v?[0-9]+(?:\.[0-9]+){1,3}(?:[-+][\w.-]*)?$")
+_NUMBER = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?$")
+_PUBLIC_MATERIAL = re.compile(
+    r"-----BEGIN (?:CERTIFICATE|PUBLIC KEY|RSA PUBLIC KEY|X509 CRL|CERTIFICATE REQUEST|NEW CERTIFICATE REQUEST|PGP PUBLIC KEY BLOCK)"
+    r"|^(?:ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp\d+|sk-(?:ssh|ecdsa)-[\w@.-]+) AAAA"
+    r"|^age1[02-9ac-hj-np-z]{58}$"
+    r"|^LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"  # base64 of -----BEGIN CERTIFICATE-----
+    r"|^LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS"  # base64 of -----BEGIN PUBLIC KEY-----
+    r"|^MII[A-Za-z0-9+/]{1,3}CCA"  # DER certificate (SEQUENCE { SEQUENCE { ...)
+    r"|^pk_(?:live|test)_[A-Za-z0-9]{16,}$",  # Stripe publishable key: public by design
+)
+
+
+def is_benign(value: str) -> bool:
+    """A kind of value that is never a credential on its own."""
+    return (
+        value.lower() in _BOOLEAN_LIKE
+        or _NUMBER.match(value) is not None
+        or _UUID.match(value) is not None
+        or _GIT_SHA.match(value) is not None
+        or _DIGEST.search(value) is not None
+        or _PATH.match(value) is not None
+        or _HOST.match(value) is not None
+        or _EMAIL.match(value) is not None
+        or _URL_NO_CREDS.match(value) is not None
+        or _VERSION.match(value) is not None
+        or _PUBLIC_MATERIAL.search(value) is not None
+    )
+
+
+_SEGMENT_SPLIT = re.compile(r"[-_.:/ @+,]+")
+_CAMEL_WORDS = re.compile(r"^(?:[A-Z]?[a-z]+)+$|^[A-Z]+(?:[A-Z][a-z]+)*$")
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+
+def _wordy(segment: str) -> bool:
+    if not segment:
+        return True
+    if segment.isdigit():
+        return len(segment) <= 10
+    if segment.isalpha():
+        if not _CAMEL_WORDS.match(segment):
+            return False
+        if len(segment) <= 8:
+            return True
+        vowels = sum(1 for c in segment if c in _VOWELS)
+        if vowels / len(segment) < 0.25:
+            return False
+        run = longest = 0
+        for c in segment:
+            run = 0 if c in _VOWELS else run + 1
+            longest = max(longest, run)
+        return longest <= 4
+    if len(segment) <= 5:
+        return True
+    # A word and a number ("Gost28147", "hunter2"): at most one letter/digit switch.
+    runs = _ALNUM_RUNS.findall(segment)
+    return len(runs) == 2 and all(r.isdigit() or _wordy(r) for r in runs)
+
+
+_ALNUM_RUNS = re.compile(r"[A-Za-z]+|[0-9]+")
+
+
+def is_identifier_like(value: str) -> bool:
+    """Made of words, short numbers and short codes: `SalesResults-1.2`, `K8S_CRED`."""
+    return all(_wordy(s) for s in _SEGMENT_SPLIT.split(value))
+
+
+# ------------------------------------------------------------------------ entropy
+
+
+def shannon_entropy(value: str) -> float:
+    n = len(value)
+    if n == 0:
+        return 0.0
+    return -sum((c / n) * math.log2(c / n) for c in Counter(value).values())
+
+
+_B64_TEXT = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+
+
+def decodes_to_document(value: str) -> bool:
+    """Base64 of readable structured text (JSON, YAML, prose): encoded configuration,
+    not a key. A base64 user:password (no spaces, no structure) does not count."""
+    if len(value) < 16 or not _B64_TEXT.match(value):
+        return False
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    if not text.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in text):
+        return False
+    return text.lstrip()[:1] in ("{", "[") or text.count(" ") >= 2 or "\n" in text

@@ -1,0 +1,388 @@
+"""Walk a Kubernetes or Argo manifest and hand each string to the detector, with its
+JSON path and the name it sits under.
+
+Where it looks: annotations (object and pod templates); ConfigMap `data` and text
+`binaryData`; every container (`initContainers`, `containers`, `ephemeralContainers`) of
+Pods and of workload pod templates: env `value` (with env `name`), `args`/`command`
+(with the preceding `--flag` as name), probe and lifecycle `exec` commands and HTTP
+headers; Argo templates (container, script `source`, containerSet, init containers,
+sidecars, `http` url/headers/body, `plugin` inputs, parameters); the ExecutorPlugin
+container (`data["sidecar.container"]` or `spec.sidecar.container`).
+
+Never: `kind: Secret`, `valueFrom`, `envFrom`, `secretKeyRef` (the good path), labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+from webhook.paths import join_path
+from webhook.secrets.detector import Detector, Hit
+
+POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "PodTemplate": ("template",),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+ARGO_KINDS = frozenset({"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"})
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+PLUGIN_LABEL = "workflows.argoproj.io/configmap-type"
+SIDECAR_KEY = "sidecar.container"
+
+Emit = Callable[[str, str, Hit, str], None]
+
+
+class Walker:
+    """One walk over one object; calls `emit(path, name, hit, value)` for every hit."""
+
+    __slots__ = ("_detector", "_emit", "_exempt", "_skip_annotations")
+
+    def __init__(
+        self,
+        detector: Detector,
+        emit: Emit,
+        *,
+        skip_annotations: frozenset[str],
+        exempt_name: Callable[[str], bool],
+    ) -> None:
+        self._detector = detector
+        self._emit = emit
+        self._skip_annotations = skip_annotations
+        self._exempt = exempt_name
+
+    # ------------------------------------------------------------------ strings
+
+    def string(self, value: Any, path: str, name: str | None) -> None:
+        if not isinstance(value, str) or len(value) < 6:
+            return
+        if name is not None and self._exempt(name):
+            return
+        for hit in self._detector.scan_string(value, name):
+            self._emit(path, name or "", hit, value)
+
+    def anything(self, node: Any, path: str, name: str | None) -> None:
+        """Every string below `node`, named by its nearest mapping key."""
+        if isinstance(node, str):
+            self.string(node, path, name)
+        elif isinstance(node, Mapping):
+            for key, child in node.items():
+                if isinstance(key, str) and key not in ("valueFrom", "secretKeyRef", "envFrom"):
+                    self.anything(child, join_path(path, key), key)
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                self.anything(child, join_path(path, index), name)
+
+    # ---------------------------------------------------------------- resources
+
+    def resource(
+        self,
+        obj: Mapping[str, Any],
+        container_override: Mapping[str, Any] | None = None,
+        container_path: str | None = None,
+    ) -> None:
+        kind = obj.get("kind")
+        if kind == "Secret":
+            return
+        if kind == "List" and isinstance(obj.get("items"), list):
+            for index, item in enumerate(obj["items"]):
+                if isinstance(item, Mapping):
+                    sub = _Prefixed(self, join_path("items", index))
+                    sub.resource(item)
+            return
+        self.metadata(obj.get("metadata"), "metadata")
+        spec = obj.get("spec")
+        if kind == "ConfigMap":
+            self.configmap(obj, container_override, container_path)
+        elif kind == "Pod":
+            self.pod_spec(spec, "spec")
+        elif isinstance(kind, str) and kind in POD_TEMPLATE_PATHS:
+            node: Any = obj
+            parts = POD_TEMPLATE_PATHS[kind]
+            for part in parts:
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if isinstance(node, Mapping):
+                base = join_path("", *parts)
+                self.metadata(node.get("metadata"), join_path(base, "metadata"))
+                self.pod_spec(node.get("spec"), join_path(base, "spec"))
+        elif isinstance(kind, str) and kind in ARGO_KINDS:
+            if kind == "CronWorkflow" and isinstance(spec, Mapping):
+                self.workflow_spec(spec.get("workflowSpec"), "spec.workflowSpec")
+            else:
+                self.workflow_spec(spec, "spec")
+        elif kind == "ExecutorPlugin" and isinstance(spec, Mapping):
+            self.plugin_manifest(spec, "spec", container_override, container_path)
+
+    def metadata(self, metadata: Any, path: str) -> None:
+        if not isinstance(metadata, Mapping):
+            return
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, Mapping):
+            for key, value in annotations.items():
+                if isinstance(key, str) and key not in self._skip_annotations:
+                    self.string(value, join_path(path, "annotations", key), key)
+
+    def configmap(
+        self,
+        obj: Mapping[str, Any],
+        container_override: Mapping[str, Any] | None,
+        container_path: str | None,
+    ) -> None:
+        data = obj.get("data")
+        is_plugin = _is_plugin_configmap(obj)
+        if isinstance(data, Mapping):
+            for key, value in data.items():
+                if not isinstance(key, str):
+                    continue
+                path = join_path("data", key)
+                if is_plugin and key == SIDECAR_KEY:
+                    container = container_override
+                    if container is None and isinstance(value, str):
+                        container = _parse_container(value)
+                    if container is not None:
+                        self.container(container, container_path or path)
+                    else:
+                        self.string(value, path, None)  # unparseable: scan it as text
+                else:
+                    self.string(value, path, key)
+        binary = obj.get("binaryData")
+        if isinstance(binary, Mapping):
+            for key, value in binary.items():
+                if isinstance(key, str) and isinstance(value, str):
+                    text = _decode_text(value)
+                    if text is not None:
+                        self.string(text, join_path("binaryData", key), key)
+
+    def plugin_manifest(
+        self,
+        spec: Mapping[str, Any],
+        path: str,
+        container_override: Mapping[str, Any] | None,
+        container_path: str | None,
+    ) -> None:
+        sidecar = spec.get("sidecar")
+        if not isinstance(sidecar, Mapping):
+            return
+        container = container_override
+        if container is None:
+            raw = sidecar.get("container")
+            container = raw if isinstance(raw, Mapping) else None
+        if container is not None:
+            self.container(container, container_path or join_path(path, "sidecar", "container"))
+
+    # ------------------------------------------------------------ pods, containers
+
+    def pod_spec(self, spec: Any, path: str) -> None:
+        if not isinstance(spec, Mapping):
+            return
+        for list_name in CONTAINER_LISTS:
+            containers = spec.get(list_name)
+            if isinstance(containers, list):
+                list_path = join_path(path, list_name)
+                for index, container in enumerate(containers):
+                    if isinstance(container, Mapping):
+                        self.container(container, join_path(list_path, index))
+
+    def container(self, container: Mapping[str, Any], path: str) -> None:
+        env = container.get("env")
+        if isinstance(env, list):
+            for index, var in enumerate(env):
+                if isinstance(var, Mapping) and "value" in var:
+                    name = var.get("name")
+                    self.string(
+                        var["value"],
+                        join_path(path, "env", index, "value"),
+                        name if isinstance(name, str) else None,
+                    )
+        for field in ("command", "args"):
+            self.argv(container.get(field), join_path(path, field))
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            self.handler(container.get(probe), join_path(path, probe))
+        lifecycle = container.get("lifecycle")
+        if isinstance(lifecycle, Mapping):
+            for hook in ("postStart", "preStop"):
+                self.handler(lifecycle.get(hook), join_path(path, "lifecycle", hook))
+        source = container.get("source")  # Argo script templates
+        if isinstance(source, str):
+            self.string(source, join_path(path, "source"), None)
+
+    def argv(self, argv: Any, path: str) -> None:
+        if not isinstance(argv, list):
+            return
+        previous_flag: str | None = None
+        for index, arg in enumerate(argv):
+            if not isinstance(arg, str):
+                previous_flag = None
+                continue
+            self.string(arg, join_path(path, index), previous_flag)
+            stripped = arg.strip()
+            is_flag = stripped.startswith("-") and "=" not in stripped and " " not in stripped
+            previous_flag = stripped.lstrip("-") if is_flag and len(stripped) > 1 else None
+
+    def handler(self, handler: Any, path: str) -> None:
+        if not isinstance(handler, Mapping):
+            return
+        exec_ = handler.get("exec")
+        if isinstance(exec_, Mapping):
+            self.argv(exec_.get("command"), join_path(path, "exec", "command"))
+        http = handler.get("httpGet")
+        if isinstance(http, Mapping):
+            self.headers(http.get("httpHeaders"), join_path(path, "httpGet", "httpHeaders"))
+
+    def headers(self, headers: Any, path: str) -> None:
+        if not isinstance(headers, list):
+            return
+        for index, header in enumerate(headers):
+            if isinstance(header, Mapping) and "value" in header:
+                name = header.get("name")
+                value = header["value"]
+                if isinstance(name, str) and isinstance(value, str):
+                    # Scan "Name: value" so header-shaped rules (Authorization) apply too.
+                    self.string(value, join_path(path, index, "value"), name)
+                    if name.lower() in ("authorization", "proxy-authorization"):
+                        self.string(
+                            f"Authorization: {value}", join_path(path, index, "value"), None
+                        )
+
+    # ------------------------------------------------------------------ Argo
+
+    def workflow_spec(self, spec: Any, path: str) -> None:
+        if not isinstance(spec, Mapping):
+            return
+        self.parameters(spec.get("arguments"), join_path(path, "arguments"))
+        templates = spec.get("templates")
+        if isinstance(templates, list):
+            for index, template in enumerate(templates):
+                if isinstance(template, Mapping):
+                    self.template(template, join_path(path, "templates", index))
+        plugins = spec.get("executorPlugins")
+        if isinstance(plugins, list):
+            for index, plugin in enumerate(plugins):
+                if isinstance(plugin, Mapping) and isinstance(plugin.get("spec"), Mapping):
+                    self.plugin_manifest(
+                        plugin["spec"],
+                        join_path(path, "executorPlugins", index, "spec"),
+                        None,
+                        None,
+                    )
+
+    def template(self, template: Mapping[str, Any], path: str) -> None:
+        self.metadata(template.get("metadata"), join_path(path, "metadata"))
+        for field in ("container", "script"):
+            node = template.get(field)
+            if isinstance(node, Mapping):
+                self.container(node, join_path(path, field))
+        for field in ("initContainers", "sidecars"):
+            nodes = template.get(field)
+            if isinstance(nodes, list):
+                for index, node in enumerate(nodes):
+                    if isinstance(node, Mapping):
+                        self.container(node, join_path(path, field, index))
+        container_set = template.get("containerSet")
+        if isinstance(container_set, Mapping):
+            self.pod_spec(container_set, join_path(path, "containerSet"))
+        http = template.get("http")
+        if isinstance(http, Mapping):
+            http_path = join_path(path, "http")
+            self.string(http.get("url"), join_path(http_path, "url"), None)
+            self.headers(http.get("headers"), join_path(http_path, "headers"))
+            self.string(http.get("body"), join_path(http_path, "body"), None)
+        plugin = template.get("plugin")
+        if isinstance(plugin, Mapping):
+            self.anything(plugin, join_path(path, "plugin"), None)
+        self.parameters(template.get("inputs"), join_path(path, "inputs"))
+        self.parameters(template.get("arguments"), join_path(path, "arguments"))
+        steps = template.get("steps")
+        if isinstance(steps, list):
+            for i, group in enumerate(steps):
+                if isinstance(group, list):
+                    for j, step in enumerate(group):
+                        if isinstance(step, Mapping):
+                            self.parameters(
+                                step.get("arguments"), join_path(path, "steps", i, j, "arguments")
+                            )
+        dag = template.get("dag")
+        if isinstance(dag, Mapping) and isinstance(dag.get("tasks"), list):
+            for i, task in enumerate(dag["tasks"]):
+                if isinstance(task, Mapping):
+                    self.parameters(
+                        task.get("arguments"), join_path(path, "dag", "tasks", i, "arguments")
+                    )
+
+    def parameters(self, holder: Any, path: str) -> None:
+        if not isinstance(holder, Mapping):
+            return
+        params = holder.get("parameters")
+        if not isinstance(params, list):
+            return
+        for index, param in enumerate(params):
+            if not isinstance(param, Mapping):
+                continue
+            name = param.get("name")
+            for field in ("value", "default"):
+                self.string(
+                    param.get(field),
+                    join_path(path, "parameters", index, field),
+                    name if isinstance(name, str) else None,
+                )
+
+
+class _Prefixed(Walker):
+    """A walker for `List` items: reports paths under `items[i]`."""
+
+    __slots__ = ()
+
+    def __init__(self, parent: Walker, prefix: str) -> None:
+        outer = parent._emit
+
+        def emit(path: str, name: str, hit: Hit, value: str) -> None:
+            outer(
+                f"{prefix}.{path}" if path and not path.startswith("[") else prefix + path,
+                name,
+                hit,
+                value,
+            )
+
+        super().__init__(
+            parent._detector,
+            emit,
+            skip_annotations=parent._skip_annotations,
+            exempt_name=parent._exempt,
+        )
+
+
+def _is_plugin_configmap(obj: Mapping[str, Any]) -> bool:
+    metadata = obj.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    if isinstance(labels, Mapping) and labels.get(PLUGIN_LABEL) == "ExecutorPlugin":
+        return True
+    data = obj.get("data")
+    return isinstance(data, Mapping) and SIDECAR_KEY in data
+
+
+def _parse_container(raw: str) -> Mapping[str, Any] | None:
+    try:
+        parsed = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    return parsed if isinstance(parsed, Mapping) else None
+
+
+def _decode_text(value: str) -> str | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if any(not (c.isprintable() or c in "\n\r\t") for c in text[:4096]):
+        return None
+    return text
