@@ -179,7 +179,9 @@ def _read_configmap(obj: Mapping[str, Any]) -> ExecutorPlugin:
             ModelError(container_path, f"the ConfigMap has no data[{CONTAINER_KEY}]")
         )
     elif not isinstance(raw, str):
-        plugin.problems.append(ModelError(container_path, "must be a string holding YAML"))
+        plugin.problems.append(
+            ModelError(container_path, f"{CONTAINER_KEY} must be a string holding YAML")
+        )
     else:
         container, problems = parse_container(raw, container_path)
         plugin.container = container
@@ -263,17 +265,24 @@ def _parse_container_cached(raw: str) -> tuple[dict[str, Any] | None, tuple[Mode
         where = f" (line {mark.line + 1} of the container YAML)" if mark is not None else ""
         problem = exc.problem or exc.context or "invalid YAML"
         return None, (
-            ModelError(path, f"is not valid YAML: {problem}{where}; Argo would refuse this plugin"),
+            ModelError(
+                path,
+                f"{CONTAINER_KEY} is not valid YAML: {problem}{where}; Argo would refuse this plugin",
+            ),
         )
     except yaml.YAMLError as exc:
-        return None, (ModelError(path, f"is not valid YAML: {exc}; Argo would refuse this plugin"),)
+        return None, (
+            ModelError(
+                path, f"{CONTAINER_KEY} is not valid YAML: {exc}; Argo would refuse this plugin"
+            ),
+        )
     if value is None:
         return {}, ()
     if not isinstance(value, dict):
         return None, (
             ModelError(
                 path,
-                "must be a YAML mapping (a Kubernetes container); Argo would refuse this plugin",
+                f"{CONTAINER_KEY} must be a YAML mapping (a Kubernetes container); Argo would refuse this plugin",
             ),
         )
     # The cached dict is shared between requests: callers treat it as read-only.

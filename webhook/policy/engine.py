@@ -131,10 +131,8 @@ class CheckRule:
 
     def findings(self, view: TargetView, context: EvaluationContext) -> Iterator[Finding]:
         for finding in self.spec.function(view, self.parameters, context):
-            if self.message is not None:
-                yield Finding(finding.path, render_message(self.message, view), finding.action)
-            else:
-                yield finding
+            template = self.message if self.message is not None else finding.message
+            yield Finding(finding.path, render_message(template, view), finding.action)
 
 
 Rule = SchemaRule | CheckRule

@@ -40,7 +40,7 @@ def plugin_format(
     plugin: ExecutorPlugin = view.value
     # Problems found while reading (spec 1.1 and 2: FromConfigMap parses strictly).
     for problem in plugin.problems:
-        yield Finding(problem.path, f"{problem.path} {problem.message}")
+        yield Finding(problem.path, _with_subject(problem.path, problem.message))
     configmap_name = (
         plugin.resource_name if plugin.form == FORM_CONFIGMAP else plugin.name + NAME_SUFFIX
     )
@@ -65,9 +65,23 @@ def plugin_format(
         shown = repr(plugin.kind) if plugin.kind else "missing"
         yield Finding(
             where,
-            f"must be exactly {EXECUTOR_PLUGIN_KIND!r} (it is {shown}): Argo silently "
+            f"the {'configmap-type label' if plugin.form == FORM_CONFIGMAP else 'kind'} must be "
+            f"exactly {EXECUTOR_PLUGIN_KIND!r} (it is {shown}): Argo silently "
             "ignores any other value, so this plugin would never be loaded",
         )
+
+
+def _with_subject(path: str, message: str) -> str:
+    """'must be a list' -> 'ports must be a list': the message reads on its own."""
+    if message.startswith(("must ", "is ")):
+        return f"{_leaf(path)} {message}"
+    return message
+
+
+def _leaf(path: str) -> str:
+    if path.endswith("]"):
+        return path[path.rindex("[") + 1 : -1]
+    return path.rsplit(".", 1)[-1]
 
 
 @register(
