@@ -255,3 +255,4 @@ def plugin_service_account(
 
 # Checks that live beside the code they wrap register themselves on import.
 from webhook.policy.checks import pss_check  # noqa: E402,F401
+from webhook.secrets import check as secrets_check  # noqa: E402,F401
