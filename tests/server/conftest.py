@@ -78,6 +78,9 @@ class Client:
                 if attempt or not retry:
                     raise
                 continue
+            except BaseException:
+                self.close()  # never reuse a connection in an unknown state
+                raise
             if resp.getheader("Connection", "").lower() == "close":
                 self.close()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data

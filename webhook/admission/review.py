@@ -128,7 +128,7 @@ def parse(body: object) -> _Parsed:
     if not isinstance(body, dict):
         raise BadReview("body", f"must be a JSON object, not {_type_name(body)}")
     api_version = body.get("apiVersion")
-    if api_version not in API_VERSIONS:
+    if not isinstance(api_version, str) or api_version not in API_VERSIONS:
         raise BadReview(
             "apiVersion",
             "must be admission.k8s.io/v1 or admission.k8s.io/v1beta1"
@@ -145,7 +145,7 @@ def parse(body: object) -> _Parsed:
     if len(uid) > MAX_UID_CHARS:
         raise BadReview("request.uid", f"longer than {MAX_UID_CHARS} characters")
     operation = request.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise BadReview("request.operation", "must be one of CREATE, UPDATE, DELETE, CONNECT")
     name = _opt_str(request, "name")
     namespace = _opt_str(request, "namespace")
@@ -304,13 +304,14 @@ def validate(
         return _failed(parsed, 400, "BadRequest", "object is nested too deeply to evaluate")
     except Exception as exc:
         # An engine bug must not become an HTTP 500 (the failurePolicy would decide):
-        # fail closed, with a reason the user can report. No object data in the text.
+        # fail closed, with a reason the user can report. No object data in the text
+        # (an exception message may quote a value): the type and where it was raised.
         return _failed(
             parsed,
             500,
             "InternalError",
             f"policy evaluation failed ({type(exc).__name__}); the request is denied",
-            error=type(exc).__name__,
+            error=f"{type(exc).__name__} at {_origin(exc)}",
         )
     violations = verdict.violations
     response: AdmissionResponse = {"uid": parsed.uid, "allowed": True}
@@ -338,6 +339,19 @@ def validate(
         evaluated=True,
         violations=violations,
     )
+
+
+def _origin(exc: BaseException) -> str:
+    """`package/module.py:line` of the innermost frame that raised."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    path = tb.tb_frame.f_code.co_filename
+    parts = path.replace("\\", "/").split("/")
+    short = "/".join(parts[-2:])
+    return f"{short}:{tb.tb_lineno}"
 
 
 def _failed(

@@ -102,9 +102,6 @@ class AdmissionEndpoint:
         return code, status_body(code, message)
 
     def respond(self, environ: Mapping[str, Any]) -> tuple[int, bytes]:
-        content_type = environ.get("CONTENT_TYPE") or ""
-        if content_type.partition(";")[0].strip().lower() != JSON:
-            return self._error(415, "Content-Type must be application/json")
         length_text = environ.get("CONTENT_LENGTH") or ""
         limit = self.max_body_bytes
         stream = environ["wsgi.input"]
@@ -122,6 +119,10 @@ class AdmissionEndpoint:
             if len(body) > limit:
                 _drain(stream, None, limit * DRAIN_FACTOR)
                 return self._error(413, f"request body larger than {limit} bytes")
+        # Checked after reading the body, so the client gets this answer, not a reset.
+        content_type = environ.get("CONTENT_TYPE") or ""
+        if content_type.partition(";")[0].strip().lower() != JSON:
+            return self._error(415, "Content-Type must be application/json")
         started = time.perf_counter()
         try:
             text = body.decode("utf-8")

@@ -86,6 +86,7 @@ class Metrics:
         )
         self._kinds: set[str] = set()
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._results: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
 
     def _kind(self, kind: str) -> str:
@@ -111,9 +112,11 @@ class Metrics:
         children[0].observe(seconds)
         children[1].inc()
         for violation in outcome.violations:
-            self.policy_results.labels(
-                violation.policy, violation.action.value, outcome.operation, kind
-            ).inc()
+            result_key = (violation.policy, violation.action.value, outcome.operation, kind)
+            child = self._results.get(result_key)
+            if child is None:
+                child = self._results[result_key] = self.policy_results.labels(*result_key)
+            child.inc()
 
     def http_error(self, code: int) -> None:
         self.bad_requests.labels(str(code)).inc()
