@@ -75,6 +75,7 @@ class ScriptedPlugin:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like most real plugins
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between writes
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

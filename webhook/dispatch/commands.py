@@ -277,11 +277,11 @@ def dev(
     if plugin.container is None:
         problem = plugin.problems[0].message if plugin.problems else "no sidecar container"
         raise DispatchInputError(f"{plugin_dir}/plugin.yaml: {problem}")
-    _check_policies(plugin, policies_dir)
-    if template_file:
+    if template_file:  # bad input is reported before anything else happens
         tasks = _load_tasks(template_file, parameters, namespace)
     else:
         tasks = _example_tasks(plugin, namespace)
+    _check_policies(plugin, policies_dir)
     spec = launch_spec(
         plugin.name,
         plugin.container,
