@@ -215,7 +215,10 @@ class Detector:
         if _HEX.match(value):
             ok = n >= 32 and entropy >= 3.0
         else:
-            ok = entropy >= min(4.0, math.log2(n) - 0.6)
+            # Compare with what a random string of this length over this alphabet gives:
+            # at most log2(length) and log2(alphabet size) bits per character.
+            alphabet = 10 * has_digit + 26 * has_upper + 26 * has_lower + 2
+            ok = entropy >= 0.8 * min(math.log2(n), math.log2(alphabet))
         if ok:
             hits.append(
                 Hit(
