@@ -148,7 +148,7 @@ def workflow_level_plugins(obj: Mapping[str, Any]) -> list[ExecutorPlugin]:
 def _looks_like_manifest(obj: Mapping[str, Any]) -> bool:
     spec = obj.get("spec")
     return (
-        obj.get("kind") not in {"ConfigMap", "Workflow", "WorkflowTemplate"}
+        _str(obj.get("kind")) not in {"ConfigMap", "Workflow", "WorkflowTemplate"}
         and isinstance(spec, dict)
         and isinstance(spec.get("sidecar"), dict)
     )
