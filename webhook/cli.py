@@ -1,11 +1,13 @@
 """`plugin-guard`: the command-line entry point (click).
 
-Subcommands live next to the code they drive and are only registered here; this module
-maps user-facing errors to one-line messages and exit codes in one place.
+Subcommands live next to the code they drive and are only named here; each is imported
+when it is run, so `check` does not pay for Flask, gunicorn or the HTTP client. This
+module maps user-facing errors to one-line messages and exit codes in one place.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -17,8 +19,33 @@ EXIT_OK = 0
 EXIT_DENIED = 1
 EXIT_USAGE = 2
 
+# command name -> "module:attribute" of its click command
+SUBCOMMANDS = {
+    "check": "webhook.check:check",
+    "build": "webhook.check:build",
+    "serve": "webhook.server.commands:serve",
+    "execute": "webhook.dispatch.commands:execute",
+    "dev": "webhook.dispatch.commands:dev",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *SUBCOMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="plugin-guard")
 def cli() -> None:
     """Admission webhook and policy validator for Argo Workflows executor plugins."""
@@ -41,20 +68,3 @@ def main() -> None:
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-# Subcommands register themselves below (one import + add_command line each).
-
-from webhook.check import build, check  # noqa: E402
-
-cli.add_command(check)
-cli.add_command(build)
-
-from webhook.dispatch.commands import dev, execute  # noqa: E402
-
-cli.add_command(execute)
-cli.add_command(dev)
-
-from webhook.server.commands import serve  # noqa: E402
-
-cli.add_command(serve)
