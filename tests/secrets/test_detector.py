@@ -158,7 +158,7 @@ def test_authorization_headers_in_shell_strings() -> None:
         'curl -H "Authorization: Bearer ${TOKEN}" https://api.example.com',
         'curl -H "Authorization: Bearer $(cat /var/run/argo/token)" https://x',
         'if headers.get("Authorization") != "Bearer " + token:\n    deny()',
-        "Authorization: Basic ...",
+        "Authorization: Basic <base64 of user:password>",
         "Bearer <your API token>",
         "Bearer XXXXXXXXXXXXXXXX",
     ],

@@ -4,6 +4,7 @@ to a preceding word, are not. Plus rule loading and validation."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -11,6 +12,8 @@ from secrets_testkit import make_token
 
 from webhook.secrets import RuleError, ScanConfig, config_from_parameters, scan_value
 from webhook.secrets.rules import RuleSet, builtin_ruleset, parse_rule
+
+_JWT_HEADER = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"k1"}').decode().rstrip("=")
 
 # One generator template per built-in rule (the vendor's documented format).
 TEMPLATES: dict[str, str] = {
@@ -92,7 +95,7 @@ TEMPLATES: dict[str, str] = {
     "intra42-client-secret": "s-s4t2ud-{h:64}",
     "clickhouse-cloud-key": "4b1d{an:38}",
     "maxmind-license-key": "{an:6}_{an:29}_mmk",
-    "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{b:40}.{b:43}",
+    "jwt": _JWT_HEADER + ".eyJ{b:40}.{b:43}",
     "plaid-token": "access-production-{h:8}-{h:4}-{h:4}-{h:4}-{h:12}",
 }
 

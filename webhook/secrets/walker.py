@@ -246,12 +246,7 @@ class Walker:
                 name = header.get("name")
                 value = header["value"]
                 if isinstance(name, str) and isinstance(value, str):
-                    # Scan "Name: value" so header-shaped rules (Authorization) apply too.
                     self.string(value, join_path(path, index, "value"), name)
-                    if name.lower() in ("authorization", "proxy-authorization"):
-                        self.string(
-                            f"Authorization: {value}", join_path(path, index, "value"), None
-                        )
 
     # ------------------------------------------------------------------ Argo
 
