@@ -52,7 +52,6 @@ def main() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pg-prof-")
     sys.path.insert(0, str(ROOT))
 
-    from webhook import admission
     from webhook.server.app import create_app
     from webhook.server.config import ServerConfig
     from webhook.server.logs import ReviewLog
@@ -73,49 +72,57 @@ def main() -> None:
     header = f"{'payload':8} {'bytes':>8} {'decode':>8} {'evaluate':>9} {'core':>6} {'encode':>7} {'metrics':>8} {'log':>5} {'fast path':>10} {'flask':>7}  (µs)"
     print(header)
     for pid in args.payload or ["a", "b", "c", "d"]:
-        raw = (PAYLOADS / NAMES[pid]).read_bytes()
-        body = json.loads(raw)
-        obj = body["request"]["object"]
-        evaluate = state.policy_set.evaluate
-        n = args.n if len(raw) < 100_000 else max(args.n // 20, 20)
-        t_decode = per_call(lambda raw=raw: json.loads(raw), n)
-        t_eval = per_call(lambda obj=obj: evaluate(obj), n)
-        t_validate = per_call(lambda body=body: admission.validate(body, evaluate=evaluate), n)
-        outcome = admission.validate(body, evaluate=evaluate)
-        t_encode = per_call(lambda: json.dumps(outcome.review), n)
-        t_metrics = per_call(lambda: metrics.observe("validate", outcome, 0.001), n)
-        t_log = per_call(lambda: review_log.write("validate", outcome, 0.001), n)
-        wsgi: dict[str, float] = {}
-        for name, app in apps.items():
-            environ = {
-                "REQUEST_METHOD": "POST",
-                "PATH_INFO": "/validate",
-                "SERVER_NAME": "localhost",
-                "SERVER_PORT": "8443",
-                "SERVER_PROTOCOL": "HTTP/1.1",
-                "wsgi.url_scheme": "https",
-                "CONTENT_TYPE": "application/json",
-                "CONTENT_LENGTH": str(len(raw)),
-            }
+        profile_payload(pid, args, state, metrics, review_log, apps)
 
-            def call(app: Any = app, environ: dict[str, Any] = environ) -> None:
-                env = dict(environ, **{"wsgi.input": io.BytesIO(raw), "wsgi.errors": sys.stderr})
-                b"".join(app(env, lambda status, headers, exc_info=None: None))
 
-            wsgi[name] = per_call(call, n)
-        print(
-            f"{pid:8} {len(raw):>8} {t_decode:>8.0f} {t_eval:>9.0f} {t_validate - t_eval:>6.0f} "
-            f"{t_encode:>7.0f} {t_metrics:>8.1f} {t_log:>5.1f} {wsgi['fast path']:>10.0f} "
-            f"{wsgi['flask routing']:>7.0f}"
-        )
-        if args.cprofile:
-            profile = cProfile.Profile()
-            profile.enable()
-            for _ in range(n):
-                evaluate(obj)
-            profile.disable()
-            stats = pstats.Stats(profile)
-            stats.sort_stats("tottime").print_stats(12)
+def profile_payload(
+    pid: str, args: argparse.Namespace, state: Any, metrics: Any, review_log: Any, apps: Any
+) -> None:
+    from webhook import admission
+
+    raw = (PAYLOADS / NAMES[pid]).read_bytes()
+    body = json.loads(raw)
+    obj = body["request"]["object"]
+    evaluate = state.policy_set.evaluate
+    n = args.n if len(raw) < 100_000 else max(args.n // 20, 20)
+    t_decode = per_call(lambda: json.loads(raw), n)
+    t_eval = per_call(lambda: evaluate(obj), n)
+    t_validate = per_call(lambda: admission.validate(body, evaluate=evaluate), n)
+    outcome = admission.validate(body, evaluate=evaluate)
+    t_encode = per_call(lambda: json.dumps(outcome.review), n)
+    t_metrics = per_call(lambda: metrics.observe("validate", outcome, 0.001), n)
+    t_log = per_call(lambda: review_log.write("validate", outcome, 0.001), n)
+    wsgi: dict[str, float] = {}
+    for name, app in apps.items():
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/validate",
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "8443",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "https",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(raw)),
+        }
+
+        def call(app: Any = app, environ: dict[str, Any] = environ) -> None:
+            env = dict(environ, **{"wsgi.input": io.BytesIO(raw), "wsgi.errors": sys.stderr})
+            b"".join(app(env, lambda status, headers, exc_info=None: None))
+
+        wsgi[name] = per_call(call, n)
+    print(
+        f"{pid:8} {len(raw):>8} {t_decode:>8.0f} {t_eval:>9.0f} {t_validate - t_eval:>6.0f} "
+        f"{t_encode:>7.0f} {t_metrics:>8.1f} {t_log:>5.1f} {wsgi['fast path']:>10.0f} "
+        f"{wsgi['flask routing']:>7.0f}"
+    )
+    if args.cprofile:
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(n):
+            evaluate(obj)
+        profile.disable()
+        stats = pstats.Stats(profile)
+        stats.sort_stats("tottime").print_stats(12)
 
 
 if __name__ == "__main__":
