@@ -13,26 +13,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from webhook.executor_plugin import ExecutorPlugin, read_plugin, workflow_level_plugins
+from webhook.kinds import ARGO_WORKFLOW_KINDS, POD_CONTAINER_LISTS, POD_TEMPLATE_PATHS
 from webhook.manifests import object_name, object_namespace
 from webhook.paths import join_path
 from webhook.policy.checks import TargetView
 from webhook.policy.model import EvaluationContext, Target
 
-# Where each workload kind keeps its pod template.
-POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "PodTemplate": ("template",),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
-ARGO_WORKFLOW_KINDS = frozenset(
-    {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}
-)
-POD_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 # Argo template fields that hold a container, or a list of them.
 TEMPLATE_CONTAINER_FIELDS = ("container", "script")
 TEMPLATE_CONTAINER_LISTS = ("initContainers", "sidecars")

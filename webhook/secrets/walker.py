@@ -21,21 +21,10 @@ from typing import Any
 
 import yaml
 
+from webhook.kinds import ARGO_WORKFLOW_KINDS, POD_CONTAINER_LISTS, POD_TEMPLATE_PATHS
 from webhook.paths import join_path
 from webhook.secrets.detector import Detector, Hit
 
-POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "PodTemplate": ("template",),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
-ARGO_KINDS = frozenset({"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"})
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 PLUGIN_LABEL = "workflows.argoproj.io/configmap-type"
 SIDECAR_KEY = "sidecar.container"
 
@@ -114,7 +103,7 @@ class Walker:
                 base = join_path("", *parts)
                 self.metadata(node.get("metadata"), join_path(base, "metadata"))
                 self.pod_spec(node.get("spec"), join_path(base, "spec"))
-        elif isinstance(kind, str) and kind in ARGO_KINDS:
+        elif isinstance(kind, str) and kind in ARGO_WORKFLOW_KINDS:
             if kind == "CronWorkflow" and isinstance(spec, Mapping):
                 self.workflow_spec(spec.get("workflowSpec"), "spec.workflowSpec")
             else:
@@ -184,7 +173,7 @@ class Walker:
     def pod_spec(self, spec: Any, path: str) -> None:
         if not isinstance(spec, Mapping):
             return
-        for list_name in CONTAINER_LISTS:
+        for list_name in POD_CONTAINER_LISTS:
             containers = spec.get(list_name)
             if isinstance(containers, list):
                 list_path = join_path(path, list_name)
