@@ -21,12 +21,10 @@ from typing import Any
 
 import yaml
 
+from webhook.executor_plugin import CONFIGMAP_TYPE_LABEL, CONTAINER_KEY
 from webhook.kinds import ARGO_WORKFLOW_KINDS, POD_CONTAINER_LISTS, POD_TEMPLATE_PATHS
 from webhook.paths import join_path
 from webhook.secrets.detector import Detector, Hit
-
-PLUGIN_LABEL = "workflows.argoproj.io/configmap-type"
-SIDECAR_KEY = "sidecar.container"
 
 Emit = Callable[[str, str, Hit, str], None]
 
@@ -133,7 +131,7 @@ class Walker:
                 if not isinstance(key, str):
                     continue
                 path = join_path("data", key)
-                if is_plugin and key == SIDECAR_KEY:
+                if is_plugin and key == CONTAINER_KEY:
                     container = container_override
                     if container is None and isinstance(value, str):
                         container = _parse_container(value)
@@ -347,10 +345,10 @@ class _Prefixed(Walker):
 def _is_plugin_configmap(obj: Mapping[str, Any]) -> bool:
     metadata = obj.get("metadata")
     labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-    if isinstance(labels, Mapping) and labels.get(PLUGIN_LABEL) == "ExecutorPlugin":
+    if isinstance(labels, Mapping) and labels.get(CONFIGMAP_TYPE_LABEL) == "ExecutorPlugin":
         return True
     data = obj.get("data")
-    return isinstance(data, Mapping) and SIDECAR_KEY in data
+    return isinstance(data, Mapping) and CONTAINER_KEY in data
 
 
 def _parse_container(raw: str) -> Mapping[str, Any] | None:
