@@ -114,10 +114,15 @@ _AUTH_WORDS = (
 )
 
 
+_CACHE_MIN_LENGTH = 512
+_CACHE_MAX_LENGTH = 64 * 1024
+_CACHE_ENTRIES = 256
+
+
 class Detector:
     """Scans strings. Immutable once built; safe to share between threads."""
 
-    __slots__ = ("allow_values", "entropy", "entropy_min_length", "rules")
+    __slots__ = ("_text_cache", "allow_values", "entropy", "entropy_min_length", "rules")
 
     def __init__(
         self,
@@ -131,11 +136,28 @@ class Detector:
         self.allow_values = tuple(allow_values)
         self.entropy = entropy
         self.entropy_min_length = entropy_min_length
+        # Long texts (a plugin's server script, a config file in a ConfigMap) are the
+        # costly ones, and the same plugin is applied again and again (GitOps syncs,
+        # API-server retries): their hits are remembered. Bounded in entries and in the
+        # size of what is kept; the hits themselves hold no value, only spans.
+        self._text_cache: dict[tuple[str, str | None], list[Hit]] = {}
 
     # ------------------------------------------------------------------ entry
 
     def scan_string(self, value: str, name: str | None = None) -> list[Hit]:
         """Every secret in `value`; `name` is the key it sits under (env name, data key...)."""
+        if len(value) < _CACHE_MIN_LENGTH or len(value) > _CACHE_MAX_LENGTH:
+            return self._scan_string(value, name)
+        key = (value, name)
+        cached = self._text_cache.get(key)
+        if cached is None:
+            cached = self._scan_string(value, name)
+            if len(self._text_cache) >= _CACHE_ENTRIES:
+                self._text_cache.clear()  # simple and thread-safe under the GIL
+            self._text_cache[key] = cached
+        return list(cached)
+
+    def _scan_string(self, value: str, name: str | None) -> list[Hit]:
         if len(value) < MIN_VALUE:
             return []
         hits: list[Hit] = []
