@@ -48,10 +48,14 @@ def dir_signature(directory: Path | None) -> DirSignature:
 
 
 def load_policy_set(directory: Path | None) -> Any:
-    """`webhook.policy.load_policies` (bundled set when `directory` is None)."""
+    """`webhook.policy.load_policies` (bundled set when `directory` is None), warmed up
+    so that the first review after a (re)load is as fast as the others."""
     from webhook.policy import load_policies
+    from webhook.policy.engine import warm_up
 
-    return load_policies(directory)
+    policy_set = load_policies(directory)
+    warm_up(policy_set)
+    return policy_set
 
 
 def load_registry(directory: Path | None) -> list[Any]:
