@@ -154,17 +154,20 @@ def format_text(report: CheckReport, verbose: bool = False) -> str:
 # --------------------------------------------------------------------------- commands
 
 
-def _load_policy_set(policies: str | None) -> PolicySet:
-    return load_policies(Path(policies) if policies else None)
-
-
-@click.command()
-@click.option(
+policies_option = click.option(
     "--policies",
     "policies",
     type=click.Path(file_okay=False),
     help="Policy folder (default: the bundled policies).",
 )
+
+
+def _load_policy_set(policies: str | None) -> PolicySet:
+    return load_policies(Path(policies) if policies else None)
+
+
+@click.command()
+@policies_option
 @click.option(
     "--output",
     "-o",
@@ -194,12 +197,7 @@ def check(policies: str | None, output: str, verbose: bool, paths: tuple[str, ..
 
 
 @click.command()
-@click.option(
-    "--policies",
-    "policies",
-    type=click.Path(file_okay=False),
-    help="Policy folder (default: the bundled policies).",
-)
+@policies_option
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 def build(policies: str | None, directory: str) -> None:
     """Build DIR's plugin into its ConfigMap and README, as `argo executor-plugin build`.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from webhook.jsontypes import type_word, with_article
 from webhook.k8s import api_models
 from webhook.paths import PathPart, join_path
 
@@ -144,14 +145,4 @@ def _scalar_word(type_name: str) -> str:
 
 
 def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    return with_article(type_word(value, yaml_words=True))

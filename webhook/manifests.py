@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from webhook.errors import ManifestError
+from webhook.jsontypes import type_word
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
@@ -129,7 +130,7 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
         if not isinstance(value, dict):
             raise ManifestError(
                 source,
-                f"document is a {_type_name(value)}, not a mapping (a Kubernetes object)",
+                f"document is a {type_word(value, yaml_words=True)}, not a mapping (a Kubernetes object)",
                 line,
             )
         objects.extend(_flatten_lists(value, source, line))
@@ -164,7 +165,9 @@ def _flatten_lists(obj: dict[str, Any], source: str, line: int | None) -> list[d
         for position, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ManifestError(
-                    source, f"{kind}.items[{position}] is a {_type_name(item)}, not a mapping", line
+                    source,
+                    f"{kind}.items[{position}] is a {type_word(item, yaml_words=True)}, not a mapping",
+                    line,
                 )
             out.extend(_flatten_lists(item, source, line))
         return out
@@ -179,15 +182,3 @@ def load_documents(paths: Iterable[str]) -> list[Document]:
         for index, obj in enumerate(parse_documents(text, source)):
             documents.append(Document(source, index, obj))
     return documents
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__

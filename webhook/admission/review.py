@@ -28,6 +28,7 @@ from webhook.admission.types import (
     Status,
 )
 from webhook.errors import GuardError
+from webhook.jsontypes import type_word
 from webhook.policy.model import Action, EvaluationContext, Verdict, Violation
 
 # Kubernetes good practice: "Limit warnings to 120 characters if possible. Warnings over
@@ -103,30 +104,14 @@ def _opt_str(request: Mapping[str, Any], key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise BadReview(f"request.{key}", f"must be a string, not {_type_name(value)}")
+        raise BadReview(f"request.{key}", f"must be a string, not {type_word(value)}")
     return value
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def parse(body: object) -> _Parsed:
     """Check the envelope and the request fields the core relies on; raise BadReview."""
     if not isinstance(body, dict):
-        raise BadReview("body", f"must be a JSON object, not {_type_name(body)}")
+        raise BadReview("body", f"must be a JSON object, not {type_word(body)}")
     api_version = body.get("apiVersion")
     if not isinstance(api_version, str) or api_version not in API_VERSIONS:
         raise BadReview(
@@ -138,7 +123,7 @@ def parse(body: object) -> _Parsed:
         raise BadReview("kind", "must be AdmissionReview")
     request = body.get("request")
     if not isinstance(request, dict):
-        raise BadReview("request", f"must be an object, not {_type_name(request)}")
+        raise BadReview("request", f"must be an object, not {type_word(request)}")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid", "missing" if uid is None else "must be a non-empty string")
@@ -152,17 +137,17 @@ def parse(body: object) -> _Parsed:
     sub_resource = _opt_str(request, "subResource")
     dry_run = request.get("dryRun")
     if dry_run is not None and not isinstance(dry_run, bool):
-        raise BadReview("request.dryRun", f"must be a boolean, not {_type_name(dry_run)}")
+        raise BadReview("request.dryRun", f"must be a boolean, not {type_word(dry_run)}")
     for key in ("userInfo", "resource", "requestKind", "requestResource", "options"):
         value = request.get(key)
         if value is not None and not isinstance(value, dict):
-            raise BadReview(f"request.{key}", f"must be an object, not {_type_name(value)}")
+            raise BadReview(f"request.{key}", f"must be an object, not {type_word(value)}")
     obj = request.get("object")
     if obj is not None and not isinstance(obj, dict):
-        raise BadReview("request.object", f"must be an object, not {_type_name(obj)}")
+        raise BadReview("request.object", f"must be an object, not {type_word(obj)}")
     old = request.get("oldObject")
     if old is not None and not isinstance(old, dict):
-        raise BadReview("request.oldObject", f"must be an object, not {_type_name(old)}")
+        raise BadReview("request.oldObject", f"must be an object, not {type_word(old)}")
     if obj is None and operation in ("CREATE", "UPDATE"):
         raise BadReview("request.object", f"missing for {operation}")
 
@@ -170,10 +155,10 @@ def parse(body: object) -> _Parsed:
     kind = ""
     if gvk is not None:
         if not isinstance(gvk, dict):
-            raise BadReview("request.kind", f"must be an object, not {_type_name(gvk)}")
+            raise BadReview("request.kind", f"must be an object, not {type_word(gvk)}")
         kind_value = gvk.get("kind")
         if kind_value is not None and not isinstance(kind_value, str):
-            raise BadReview("request.kind.kind", f"must be a string, not {_type_name(kind_value)}")
+            raise BadReview("request.kind.kind", f"must be a string, not {type_word(kind_value)}")
         kind = kind_value or ""
     described = obj if obj is not None else old
     if described is not None:

@@ -195,7 +195,7 @@ def unique_plugin_ports(
 
 def _same_plugin(a: ExecutorPlugin, b: ExecutorPlugin) -> bool:
     # plugin.yaml `hello` and ConfigMap `hello-executor-plugin` are the same plugin.
-    return a.name == b.name and (a.namespace == b.namespace or not a.namespace or not b.namespace)
+    return a.name == b.name and _can_share_agent_pod(a, b)
 
 
 def _can_share_agent_pod(a: ExecutorPlugin, b: ExecutorPlugin) -> bool:
