@@ -1,0 +1,85 @@
+"""No secret value in any answer or log line of the REAL server (gunicorn, TLS).
+
+Every positive of the labelled secret corpus (shared/corpora/secrets), framed as a Pod
+env value and as a plugin sidecar env value, is sent to a running `plugin-guard serve`
+as an AdmissionReview; the answers and the whole server log (gunicorn's lines included)
+are searched for each value. tests/secrets/test_corpus.py does the same through the
+Flask app in-process and through `check --output json`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "secrets"))
+
+from secrets_testkit import load_corpus  # noqa: E402
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "secrets_corpus_bench_server", REPO_ROOT / "bench" / "secrets_corpus.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _review(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": obj["kind"]},
+            "resource": {"group": "", "version": "v1", "resource": "x"},
+            "operation": "CREATE",
+            "namespace": obj["metadata"].get("namespace", "default"),
+            "name": obj["metadata"]["name"],
+            "object": obj,
+        },
+    }
+
+
+def test_no_corpus_secret_in_real_server_answers_or_log(start_server: Any) -> None:
+    bench = _bench()
+    # Values under 8 characters could appear in any text by chance (same rule as
+    # tests/secrets/test_corpus.py).
+    rows = [row for row in load_corpus() if row["secret"] and len(row["value"]) >= 8]
+    assert len(rows) > 200
+    server = start_server(["--workers", "1"])
+    client = server.client()
+    answers: list[str] = []
+    denied_plugins = 0
+    for framing in ("b", "d"):  # Pod env with a realistic name; plugin sidecar env
+        for text in bench.build(rows, framing).values():
+            obj = yaml.safe_load(text)
+            status, _, body = client.request("POST", "/validate", json.dumps(_review(obj)).encode())
+            assert status == 200, body[:300]
+            answer = body.decode()
+            answers.append(answer)
+            answers.append(json.dumps(json.loads(answer), ensure_ascii=False))  # \u escapes undone
+            if framing == "d" and not json.loads(answer)["response"]["allowed"]:
+                denied_plugins += 1
+    client.close()
+    server.stop()
+    log = server.log()
+    assert '"msg": "admission review"' in log  # the log really was written
+    assert sum("value starts" in answer for answer in answers) > len(
+        rows
+    )  # findings shown, redacted
+    everything = "\n".join([*answers, log])
+    leaked = [row["value"][:4] + "…" for row in rows if row["value"] in everything]
+    assert leaked == []
+    # The plugin framing is Enforce: nearly every positive must have been denied.
+    assert denied_plugins >= 0.9 * len(rows)
