@@ -19,7 +19,6 @@ import click
 
 from webhook.errors import GuardError, ManifestError
 from webhook.executor_plugin import (
-    CONTAINER_KEY,
     ExecutorPlugin,
     load_plugin_dir,
     read_plugin,
@@ -240,6 +239,3 @@ def _manifest_with_container(directory: Path, plugin: ExecutorPlugin) -> dict[st
     if isinstance(sidecar, dict) and plugin.container is not None:
         sidecar["container"] = plugin.container
     return obj if isinstance(obj, dict) else {}
-
-
-__all__ = ["CONTAINER_KEY", "CheckReport", "build", "check", "check_documents", "run_check"]
