@@ -142,6 +142,10 @@ class Detector:
         # size of what is kept; the hits themselves hold no value, only spans.
         self._text_cache: dict[tuple[str, str | None], list[Hit]] = {}
 
+    def forget(self) -> None:
+        """Drop remembered hits (benchmarks use it to measure the first-seen cost)."""
+        self._text_cache.clear()
+
     # ------------------------------------------------------------------ entry
 
     def scan_string(self, value: str, name: str | None = None) -> list[Hit]:
