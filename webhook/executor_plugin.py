@@ -69,6 +69,7 @@ class ExecutorPlugin:
     form: str = FORM_MANIFEST
     resource_name: str = ""  # the ConfigMap's own name (or plugin.yaml's metadata.name)
     container_path: str = "spec.sidecar.container"  # where the container sits in the object
+    base_path: str = ""  # where the plugin itself sits (spec.executorPlugins[i] in a Workflow)
     problems: list[ModelError] = field(default_factory=list)
 
     @property
@@ -139,6 +140,7 @@ def workflow_level_plugins(obj: Mapping[str, Any]) -> list[ExecutorPlugin]:
         path = join_path(base, "executorPlugins", index)
         plugin = _read_manifest(entry if isinstance(entry, dict) else {}, base_path=path)
         plugin.form = FORM_WORKFLOW
+        plugin.base_path = path
         plugin.kind = EXECUTOR_PLUGIN_KIND
         plugin.namespace = plugin.namespace or _str(_metadata(obj).get("namespace")) or None
         plugins.append(plugin)

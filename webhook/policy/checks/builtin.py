@@ -41,12 +41,19 @@ def plugin_format(
     # Problems found while reading (spec 1.1 and 2: FromConfigMap parses strictly).
     for problem in plugin.problems:
         yield Finding(problem.path, _with_subject(problem.path, problem.message))
+    metadata_path = join_path(plugin.base_path, "metadata")
     configmap_name = (
         plugin.resource_name if plugin.form == FORM_CONFIGMAP else plugin.name + NAME_SUFFIX
     )
-    if plugin.form != FORM_WORKFLOW and not _DNS1123_SUBDOMAIN.match(configmap_name):
+    if plugin.form == FORM_WORKFLOW and not plugin.name:
+        # spec 1.2, WorkflowSpec.AsExecutorPluginSpec, as workflow validation words it.
         yield Finding(
-            "metadata.name",
+            join_path(metadata_path, "name"),
+            "spec.executorPlugins: executor plugin metadata name is mandatory",
+        )
+    elif plugin.form != FORM_WORKFLOW and not _DNS1123_SUBDOMAIN.match(configmap_name):
+        yield Finding(
+            join_path(metadata_path, "name"),
             f"the ConfigMap name {configmap_name!r} is not a valid Kubernetes name "
             "(lower-case letters, digits, '-' and '.'): the API server would refuse it",
         )
@@ -54,14 +61,16 @@ def plugin_format(
         if not _LABEL_VALUE.match(value):
             # The API server refuses the object; `check` says so before `kubectl apply`.
             yield Finding(
-                join_path("metadata", "labels", key),
+                join_path(metadata_path, "labels", key),
                 f"label {key!r} has a value that is not a valid label value (at most 63 "
                 "letters, digits, '-', '_' or '.', starting and ending alphanumeric); "
                 "move free text such as versions to an annotation",
             )
     if plugin.kind != EXECUTOR_PLUGIN_KIND:
         # spec 3.2: the controller only accepts this exact value and ignores the rest.
-        where = _LABEL_PATH if plugin.form == FORM_CONFIGMAP else "kind"
+        where = (
+            _LABEL_PATH if plugin.form == FORM_CONFIGMAP else join_path(plugin.base_path, "kind")
+        )
         shown = repr(plugin.kind) if plugin.kind else "missing"
         yield Finding(
             where,
@@ -251,6 +260,49 @@ def plugin_service_account(
         f"'{plugin.service_account_name}.service-account-token') must exist in every "
         "namespace that runs workflows, or the agent pod is not created",
     )
+
+
+@register(
+    "argoPluginTemplates",
+    targets=[Target.RESOURCE],
+    description="The `plugin:` templates of Argo workflows are valid as Argo defines them.",
+)
+def argo_plugin_templates(
+    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+) -> Iterator[Finding]:
+    # spec 1.3: Template.plugin is a JSON object with exactly one key (UnmarshalJSON),
+    # and plugin templates may not set podResources or resourceClaims (validate.go).
+    spec = view.value.get("spec")
+    base = "spec"
+    if view.kind == "CronWorkflow" and isinstance(spec, dict):
+        spec, base = spec.get("workflowSpec"), "spec.workflowSpec"
+    templates = spec.get("templates") if isinstance(spec, dict) else None
+    if not isinstance(templates, list):
+        return
+    for index, template in enumerate(templates):
+        if not isinstance(template, dict) or "plugin" not in template:
+            continue
+        path = join_path(base, "templates", index)
+        plugin = template["plugin"]
+        if not isinstance(plugin, dict):
+            go_type = {bool: "bool", str: "string", list: "array"}.get(type(plugin), "number")
+            yield Finding(
+                join_path(path, "plugin"),
+                f"json: cannot unmarshal {go_type} into Go value of type "
+                "map[string]interface {}: `plugin` must be a mapping with one key, the plugin's name",
+            )
+        elif len(plugin) != 1:
+            yield Finding(
+                join_path(path, "plugin"),
+                f"expected exactly one key, got {len(plugin)}: write `plugin: {{<name>: ...}}`",
+            )
+        name = template.get("name", index)
+        for field in ("podResources", "resourceClaims"):
+            if field in template:
+                yield Finding(
+                    join_path(path, field),
+                    f"templates.{name}.{field} is not supported for Plugin templates",
+                )
 
 
 # Checks that live beside the code they wrap register themselves on import.
