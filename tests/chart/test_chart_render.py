@@ -577,6 +577,7 @@ def test_rendering_is_deterministic(helm: Helm, args: tuple[str, ...]) -> None:
         ("podAntiAffinity=strict", ["/podAntiAffinity"]),
         ("server.workers=0", ["/server/workers", "minimum"]),
         ("server.logLevel=loud", ["/server/logLevel"]),
+        ("server.reloadInterval=fast", ["/server/reloadInterval"]),
         ("resources=null", ["missing property 'resources'"]),
         ("resources.limits=null", ["/resources", "missing property 'limits'"]),
         ("tls.caBundle=not base64!", ["/tls/caBundle"]),

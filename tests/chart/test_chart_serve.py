@@ -37,7 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from webhook.policy import load_policies
 
-from .conftest import CERT_MANAGER, FULLNAME, NAMESPACE, REPO_ROOT, Helm, container, find
+from .conftest import CERT_MANAGER, FULLNAME, NAMESPACE, REPO_ROOT, Helm, arg_value, container, find
 
 CUSTOM_POLICIES = ["plugin-resources", "plugin-security-context", "plugin-unique-ports"]
 REGISTRY_PLUGIN = REPO_ROOT / "examples" / "hardened-plugin" / "plugin.yaml"
@@ -102,6 +102,26 @@ def kubelet_volume(folder: Path, files: Mapping[str, bytes | str], mode: int = 0
         path.chmod(mode)
         (folder / name).symlink_to(f"..data/{name}")
     (folder / "..data").symlink_to(stamp)
+
+
+def kubelet_update(folder: Path, files: Mapping[str, str], generation: int) -> None:
+    """Change a ConfigMap volume as the kubelet does: new folder, atomic `..data` swap."""
+    old = (folder / "..data").resolve()
+    stamp = f"..2026_11_25_10_00_{generation:02d}.000000001"
+    (folder / stamp).mkdir()
+    for name, content in files.items():
+        (folder / stamp / name).write_text(content)
+    (folder / "..data_tmp").symlink_to(stamp)
+    (folder / "..data_tmp").rename(folder / "..data")
+    for entry in folder.iterdir():
+        if not entry.name.startswith("..") and entry.name not in files:
+            entry.unlink()
+    for name in files:
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to(f"..data/{name}")
+    for stale in old.iterdir():
+        stale.unlink()
+    old.rmdir()
 
 
 def volume_folders(
@@ -228,6 +248,16 @@ def serve_rendered(
             proc.wait(5)
 
 
+def wait_for(condition: Any, settle: float, timeout: float = 20.0) -> None:
+    """Until one worker shows the condition, then `settle` s for the other workers (each
+    polls the folder on its own every reloadInterval)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.2)
+    time.sleep(settle)
+
+
 def plugin_review(name: str, port: int, uid: str) -> dict[str, Any]:
     container_spec = {
         "name": f"{name}-executor-plugin",
@@ -265,7 +295,13 @@ def plugin_review(name: str, port: int, uid: str) -> dict[str, Any]:
 def test_cert_manager_render_with_custom_policies_and_registry_serves(
     helm: Helm, tmp_path: Path
 ) -> None:
-    args: list[str] = [*CERT_MANAGER, "--set", "plugins.registry=installed-plugins"]
+    args: list[str] = [
+        *CERT_MANAGER,
+        "--set",
+        "plugins.registry=installed-plugins",
+        "--set",
+        "server.reloadInterval=0.5",
+    ]
     for policy_id in CUSTOM_POLICIES:
         source = REPO_ROOT / "policies" / f"{policy_id}.yaml"
         args += ["--set-file", f"policies.custom.{policy_id}\\.yaml={source}"]
@@ -314,8 +350,25 @@ def test_cert_manager_render_with_custom_policies_and_registry_serves(
             "message", ""
         )
 
+        # Editing the policies ConfigMap: the server reloads it in place (the chart rolls
+        # no pods for it), and a broken edit keeps the last good set while /readyz fails.
+        kept = {k: v for k, v in policies["data"].items() if k != "plugin-resources.yaml"}
+        kubelet_update(folders["/policies"], kept, 1)
+        settle = 4 * float(arg_value(args_used, "--reload-interval") or 2)
+        wait_for(lambda: server.request("GET", "/readyz")[1].get("policies") == len(kept), settle)
+        _, answer = server.request("POST", "/validate", plugin_review("other", 4360, "u-3"))
+        assert "[plugin-resources]" not in answer["response"]["status"]["message"]
+        kubelet_update(folders["/policies"], {**kept, "broken.yaml": "id: [unclosed"}, 2)
+        wait_for(lambda: server.request("GET", "/readyz")[0] == 503, settle)
+        status, ready = server.request("GET", "/readyz")
+        assert status == 503
+        assert any("broken.yaml" in problem for problem in ready["problems"]), ready
+        _, answer = server.request("POST", "/validate", plugin_review("other", 4360, "u-4"))
+        assert "[plugin-unique-ports]" in answer["response"]["status"]["message"]
+
         status, metrics = server.request("GET", "/metrics")
         assert status == 200 and "plugin_guard_admission_requests_total" in metrics
+        assert 'plugin_guard_policy_reloads_total{result="error"}' in metrics
         # The Prometheus multiprocess files are on the /dev/shm emptyDir.
         assert list((folders["/dev/shm"]).rglob("*.db")), "no metric files on /dev/shm"
 
