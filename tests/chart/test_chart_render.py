@@ -828,3 +828,22 @@ def test_values_file_documents_every_schema_property() -> None:
                 walk(sub, value[key], path + ".")
 
     walk(schema, values, "")
+
+
+def test_readme_values_table_matches_values_yaml() -> None:
+    """The README's "Helm chart" table lists exactly the documented values, same defaults."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n## Helm chart\n", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([A-Za-z0-9.]+)` \| `(.*?)` \|", section, flags=re.M))
+    text = (CHART / "values.yaml").read_text()
+    documented = set(re.findall(r"^\s*# ([A-Za-z0-9.]+) -- ", text, flags=re.M))
+    assert set(rows) == documented
+    values = yaml.safe_load(text)
+    for key, shown in rows.items():
+        value: Any = values
+        for part in key.split("."):
+            value = value[part]
+        if isinstance(value, str):
+            assert shown in (value, '""'), key
+        else:
+            assert json.loads(shown.replace("\\|", "|")) == value, key
