@@ -92,7 +92,11 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in MANIFEST_SUFFIXES
+                and not _hidden_below(p, path)
             )
             out.extend(str(p) for p in found)
         elif path.exists():
@@ -100,6 +104,13 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         else:
             raise ManifestError(raw, "no such file or directory")
     return out
+
+
+def _hidden_below(path: Path, root: Path) -> bool:
+    """Skip dot-folders and dot-files below a folder given on the command line: a
+    mounted ConfigMap keeps every file twice, as a top-level symlink and inside the
+    kubelet's `..<timestamp>/` folder (and `.git/` holds no manifests either)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def read_source(source: str) -> str:

@@ -351,7 +351,8 @@ def test_cert_manager_render_with_custom_policies_and_registry_serves(
         )
 
         # Editing the policies ConfigMap: the server reloads it in place (the chart rolls
-        # no pods for it), and a broken edit keeps the last good set while /readyz fails.
+        # no pods for it), and a broken edit keeps the last good set while /readyz reports
+        # it (still 200: the pods stay in the Service).
         kept = {k: v for k, v in policies["data"].items() if k != "plugin-resources.yaml"}
         kubelet_update(folders["/policies"], kept, 1)
         settle = 4 * float(arg_value(args_used, "--reload-interval") or 2)
@@ -359,9 +360,9 @@ def test_cert_manager_render_with_custom_policies_and_registry_serves(
         _, answer = server.request("POST", "/validate", plugin_review("other", 4360, "u-3"))
         assert "[plugin-resources]" not in answer["response"]["status"]["message"]
         kubelet_update(folders["/policies"], {**kept, "broken.yaml": "id: [unclosed"}, 2)
-        wait_for(lambda: server.request("GET", "/readyz")[0] == 503, settle)
+        wait_for(lambda: server.request("GET", "/readyz")[1].get("status") == "degraded", settle)
         status, ready = server.request("GET", "/readyz")
-        assert status == 503
+        assert status == 200
         assert any("broken.yaml" in problem for problem in ready["problems"]), ready
         _, answer = server.request("POST", "/validate", plugin_review("other", 4360, "u-4"))
         assert "[plugin-unique-ports]" in answer["response"]["status"]["message"]
@@ -408,13 +409,6 @@ def test_existing_secret_render_with_bundled_policies_serves(helm: Helm, tmp_pat
         assert status == 200 and answer["response"]["allowed"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webhook.manifests.expand_paths walks the registry folder with rglob, so a "
-    "ConfigMap volume's kubelet folder (..<timestamp>/) is read as well as the top-level "
-    "symlinks: each plugin of --plugins is loaded twice (webhook/server/state.py "
-    "load_registry). Remove this marker when the registry skips '..' entries.",
-)
 def test_registry_in_a_configmap_volume_counts_each_plugin_once(tmp_path: Path) -> None:
     from webhook.server.state import load_registry
 

@@ -85,3 +85,15 @@ def test_every_corpus_file_loads_or_fails_cleanly(plugin_corpus: Path) -> None:
     assert failures == [
         f"{plugin_corpus}/wasm/image.json:1: document is a list, not a mapping (a Kubernetes object)"
     ]
+
+
+def test_dot_folders_are_skipped(tmp_path: Path) -> None:
+    # A mounted ConfigMap: top-level symlinks into the kubelet's ..<timestamp>/ folder.
+    data = tmp_path / "..2026_11_25_10_00_00.123"
+    data.mkdir()
+    (data / "plugin.yaml").write_text("kind: One\n")
+    (tmp_path / "..data").symlink_to(data.name)
+    (tmp_path / "plugin.yaml").symlink_to("..data/plugin.yaml")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.yaml").write_text("kind: Nope\n")
+    assert [d.kind for d in load_documents([str(tmp_path)])] == ["One"]

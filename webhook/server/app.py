@@ -236,22 +236,29 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
+        # Ready means "can answer reviews". A policy edit or a certificate rotation that
+        # fails to load leaves the last good set serving: that is reported (200,
+        # status "degraded", with the problems; also a metric and a log line), not
+        # turned into 503, which would take every replica out of the Service at once and,
+        # with failurePolicy Fail, block every plugin ConfigMap in the cluster.
+        # 503 only while there is nothing to serve with.
         problems = list(state.problems)
-        if state.policy_set is None:
-            problems.append("policies: not loaded")
         if config.cert_file is not None:
             if not (config.cert_file.is_file() and (config.key_file or config.cert_file).is_file()):
                 problems.append(f"certificate: {config.cert_file} or its key is missing")
             elif tls.reloader.last_error:
                 problems.append(f"certificate: {tls.reloader.last_error}")
+        serving = state.policy_set is not None
+        if not serving:
+            problems.append("policies: not loaded")
         body: dict[str, Any] = {
-            "status": "ready" if not problems else "not ready",
+            "status": "not ready" if not serving else "degraded" if problems else "ready",
             "policies": len(getattr(state.policy_set, "policy_ids", None) or []),
             "plugins": len(state.plugins),
         }
         if problems:
             body["problems"] = problems
-        return _json_response(body, 200 if not problems else 503)
+        return _json_response(body, 200 if serving else 503)
 
     @app.get("/metrics")
     def metrics_view() -> Response:
