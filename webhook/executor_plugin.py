@@ -195,30 +195,22 @@ def _read_manifest(obj: Mapping[str, Any], base_path: str = "") -> ExecutorPlugi
     metadata = _metadata(obj)
     name = _str(metadata.get("name"))
     problems: list[ModelError] = []
-    if not base_path:
-        problems.extend(
-            ModelError(join_path(base_path, str(k)), f"unknown field {k!r} in an ExecutorPlugin")
-            for k in obj
-            if k not in _MANIFEST_TOP_KEYS
-        )
+    if not base_path:  # a Workflow's spec.executorPlugins[i] is checked by Argo's CRD
+        problems.extend(_unknown_keys(obj, _MANIFEST_TOP_KEYS, "", "in an ExecutorPlugin"))
     spec = obj.get("spec")
     spec = spec if isinstance(spec, dict) else {}
     spec_path = join_path(base_path, "spec")
-    problems.extend(
-        ModelError(join_path(spec_path, str(k)), f"unknown field {k!r}: spec has only 'sidecar'")
-        for k in spec
-        if k not in _MANIFEST_SPEC_KEYS
-    )
+    problems.extend(_unknown_keys(spec, _MANIFEST_SPEC_KEYS, spec_path, "spec has only 'sidecar'"))
     sidecar = spec.get("sidecar")
     sidecar = sidecar if isinstance(sidecar, dict) else {}
     sidecar_path = join_path(spec_path, "sidecar")
     problems.extend(
-        ModelError(
-            join_path(sidecar_path, str(k)),
-            f"unknown field {k!r}: sidecar has only 'container' and 'automountServiceAccountToken'",
+        _unknown_keys(
+            sidecar,
+            _SIDECAR_KEYS,
+            sidecar_path,
+            "sidecar has only 'container' and 'automountServiceAccountToken'",
         )
-        for k in sidecar
-        if k not in _SIDECAR_KEYS
     )
     container_path = join_path(sidecar_path, "container")
     container = sidecar.get("container")
@@ -243,6 +235,17 @@ def _read_manifest(obj: Mapping[str, Any], base_path: str = "") -> ExecutorPlugi
         container_path=container_path,
         problems=problems,
     )
+
+
+def _unknown_keys(
+    mapping: Mapping[Any, Any], known: frozenset[str], path: str, explanation: str
+) -> list[ModelError]:
+    """UnmarshalStrict: every key outside `known` is an error."""
+    return [
+        ModelError(join_path(path, str(key)), f"unknown field {key!r}: {explanation}")
+        for key in mapping
+        if key not in known
+    ]
 
 
 def parse_container(raw: str, path: str) -> tuple[dict[str, Any] | None, list[ModelError]]:
