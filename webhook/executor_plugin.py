@@ -196,7 +196,14 @@ def _read_manifest(obj: Mapping[str, Any], base_path: str = "") -> ExecutorPlugi
     name = _str(metadata.get("name"))
     problems: list[ModelError] = []
     if not base_path:  # a Workflow's spec.executorPlugins[i] is checked by Argo's CRD
-        problems.extend(_unknown_keys(obj, _MANIFEST_TOP_KEYS, "", "in an ExecutorPlugin"))
+        problems.extend(
+            _unknown_keys(
+                obj,
+                _MANIFEST_TOP_KEYS,
+                "",
+                "an ExecutorPlugin has only apiVersion, kind, metadata and spec",
+            )
+        )
     spec = obj.get("spec")
     spec = spec if isinstance(spec, dict) else {}
     spec_path = join_path(base_path, "spec")
