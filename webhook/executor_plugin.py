@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from webhook.errors import ManifestError, PluginError
-from webhook.k8s_model import ModelError, strict_errors
+from webhook.k8s_model import ModelError, as_go_strings, strict_errors
 from webhook.manifests import parse_yaml
 from webhook.paths import join_path
 
@@ -376,8 +376,9 @@ def to_configmap(plugin: ExecutorPlugin) -> dict[str, Any]:
 def container_yaml(container: Mapping[str, Any]) -> str:
     """A container as Go's `sigs.k8s.io/yaml.Marshal(corev1.Container)` writes it:
     JSON field names, keys sorted, empty fields omitted except `name` (always written)
-    and `resources` (a struct, so never omitted: `resources: {}`)."""
-    normalised = _omit_empty(dict(container)) or {}
+    and `resources` (a struct, so never omitted: `resources: {}`), numbers in string
+    fields written as strings (`"8080"`)."""
+    normalised = _omit_empty(as_go_strings(dict(container))) or {}
     normalised.setdefault("name", container.get("name") or "")
     normalised.setdefault("resources", {})
     return go_yaml(normalised)

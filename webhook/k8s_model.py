@@ -74,6 +74,40 @@ def strict_errors(value: Any, model: str = "V1Container", path: str = "") -> lis
     return errors
 
 
+def as_go_strings(value: Any, model: str = "V1Container") -> Any:
+    """A copy where every scalar in a string field is text, as Go holds it after
+    sigs.k8s.io/yaml's conversion (`args: [--port, 8080]` is `["--port", "8080"]`),
+    so that writing it back out quotes it as Go does. Quantities (`cpu: 1`) count as
+    strings too: the Python model types them so, and Go writes them as strings."""
+    return _as_go_strings(value, FieldType("model", model))
+
+
+def _as_go_strings(value: Any, field_type: FieldType) -> Any:
+    if value is None:
+        return None
+    if field_type.kind == "scalar":
+        if field_type.name == "str" and not isinstance(value, dict | list | str):
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return str(value)
+        return value
+    if field_type.kind == "list" and isinstance(value, list):
+        assert field_type.item is not None
+        return [_as_go_strings(item, field_type.item) for item in value]
+    if field_type.kind == "dict" and isinstance(value, dict):
+        assert field_type.item is not None
+        return {key: _as_go_strings(item, field_type.item) for key, item in value.items()}
+    if field_type.kind == "model" and isinstance(value, dict):
+        fields = model_fields(field_type.name)
+        return {
+            key: _as_go_strings(item, fields[key])
+            if isinstance(key, str) and key in fields
+            else item
+            for key, item in value.items()
+        }
+    return value
+
+
 def _check(value: Any, field_type: FieldType, path: str, errors: list[ModelError]) -> None:
     if value is None:
         return

@@ -175,3 +175,19 @@ def test_plugin_yaml_unknown_spec_field_is_refused() -> None:
         from_manifest(
             {"kind": "ExecutorPlugin", "spec": {"description": "x", "sidecar": {"container": {}}}}
         )
+
+
+def test_to_configmap_writes_numbers_in_string_fields_as_go_does() -> None:
+    # volcano's plugin.yaml has `args: [server, --port, 8080]`: Go holds "8080" (a
+    # []string), and quantities are strings too (corpora-findings 3.6).
+    plugin = _valid_plugin()
+    plugin.container = {
+        "ports": [{"containerPort": 8080}],
+        "args": ["server", "--port", 8080],
+        "resources": {"requests": {"cpu": 1}, "limits": {"cpu": 2, "memory": "1Gi"}},
+        "securityContext": {"runAsUser": 1000},
+    }
+    text = to_configmap(plugin)["data"]["sidecar.container"]
+    assert '- "8080"' in text
+    assert "containerPort: 8080\n" in text  # an int32 stays a number
+    assert 'cpu: "1"' in text and "runAsUser: 1000\n" in text
