@@ -1,4 +1,4 @@
-"""Pure AdmissionReview handling: `validate(review) -> Outcome`, no transport.
+"""Pure AdmissionReview handling: `validate` / `mutate(review) -> Outcome`, no transport.
 
 The web layer (`webhook.server`) decodes JSON, calls these, and encodes the answer.
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 from webhook.admission.review import (
     BadReview,
     Evaluator,
+    Injector,
     Outcome,
+    encode_patch,
     format_denial,
     format_warning,
     mutate,
@@ -30,8 +32,10 @@ __all__ = [
     "AdmissionReviewResponse",
     "BadReview",
     "Evaluator",
+    "Injector",
     "Outcome",
     "Status",
+    "encode_patch",
     "format_denial",
     "format_warning",
     "mutate",

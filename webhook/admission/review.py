@@ -13,8 +13,10 @@ Reviews are answered in their own `apiVersion` (`admission.k8s.io/v1` or `v1beta
 
 from __future__ import annotations
 
+import base64
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -28,6 +30,7 @@ from webhook.admission.types import (
     Status,
 )
 from webhook.errors import GuardError
+from webhook.inject import Injection, Result
 from webhook.jsontypes import type_word
 from webhook.policy.model import Action, EvaluationContext, Verdict, Violation
 
@@ -79,6 +82,7 @@ class Outcome:
     evaluated: bool
     violations: tuple[Violation, ...] = ()
     error: str | None = None
+    injection: Injection | None = None  # /mutate of an agent pod: what injection did
 
     @property
     def allowed(self) -> bool:
@@ -357,11 +361,62 @@ def _failed(
     )
 
 
-def mutate(body: object) -> Outcome:
-    """The mutating endpoint: allowed with no patch until injection is implemented."""
+# What `mutate` calls for a Pod CREATE: (pod, request namespace) -> Injection.
+Injector = Callable[[Mapping[str, Any], str], Injection]
+
+_PATCH_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_patch(ops: Sequence[Mapping[str, Any]]) -> str:
+    """An RFC 6902 patch as the API server wants it: base64 of the JSON array."""
+    return base64.b64encode(_PATCH_ENCODER.encode(list(ops)).encode()).decode("ascii")
+
+
+def mutate(body: object, *, inject: Injector | None = None) -> Outcome:
+    """The mutating endpoint: plugin injection into Argo agent pods (`webhook.inject`).
+
+    Only Pod CREATE is mutated; every other review is allowed with no patch. The pod is
+    always allowed: an injection problem becomes a warning (a failing injector too),
+    never a denial. `patchType` and `patch` are set only when there is a patch.
+    """
     parsed = parse(body)
+    response: AdmissionResponse = {"uid": parsed.uid, "allowed": True}
+    injection: Injection | None = None
+    error: str | None = None
+    obj = parsed.obj
+    if (
+        inject is not None
+        and obj is not None
+        and parsed.operation == "CREATE"
+        and parsed.kind == "Pod"
+        and not parsed.sub_resource
+    ):
+        try:
+            injection = inject(obj, parsed.namespace)
+        except RecursionError:
+            injection = Injection(
+                Result.ERROR, warnings=("[inject] pod is nested too deeply; not injected",)
+            )
+            error = "RecursionError"
+        except Exception as exc:  # never fail a pod because of injection
+            error = f"{type(exc).__name__} at {_origin(exc)}"
+            injection = Injection(
+                Result.ERROR,
+                warnings=(
+                    f"[inject] plugin injection failed ({type(exc).__name__}); "
+                    "the pod is admitted unchanged",
+                ),
+            )
+        if injection.patch:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = encode_patch(injection.patch)
+        if injection.warnings:
+            warnings = [_clean(w, WARNING_HARD_LIMIT) for w in injection.warnings[:MAX_WARNINGS]]
+            if len(injection.warnings) > MAX_WARNINGS:
+                warnings.append(f"... and {len(injection.warnings) - MAX_WARNINGS} more warnings")
+            response["warnings"] = warnings
     return Outcome(
-        review=_answer(parsed, {"uid": parsed.uid, "allowed": True}),
+        review=_answer(parsed, response),
         uid=parsed.uid,
         operation=parsed.operation,
         kind=parsed.kind,
@@ -369,5 +424,7 @@ def mutate(body: object) -> Outcome:
         name=parsed.name,
         sub_resource=parsed.sub_resource,
         dry_run=parsed.dry_run,
-        evaluated=False,
+        evaluated=injection is not None,
+        error=error,
+        injection=injection,
     )

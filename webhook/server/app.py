@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import admission
 from webhook.admission import BadReview, Outcome
+from webhook.inject import Injection, inject
 from webhook.server import tls
 from webhook.server.config import ServerConfig
 from webhook.server.logs import ReviewLog
@@ -205,6 +206,12 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     def validate(body: object) -> Outcome:
         return admission.validate(body, evaluate=state.policy_set.evaluate, plugins=state.plugins)
 
+    def injector(pod: Mapping[str, Any], namespace: str) -> Injection:
+        return inject(pod, state.plugins, policies=state.policy_set, namespace=namespace)
+
+    def mutate(body: object) -> Outcome:
+        return admission.mutate(body, inject=injector)
+
     endpoints = {
         "/validate": AdmissionEndpoint(
             "validate",
@@ -215,7 +222,7 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
         ),
         "/mutate": AdmissionEndpoint(
             "mutate",
-            admission.mutate,
+            mutate,
             max_body_bytes=config.max_body_bytes,
             metrics=metrics,
             review_log=review_log,

@@ -76,7 +76,8 @@ def _check_pair(cert: Path, key: Path) -> None:
     "--plugins",
     "plugins_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of plugin ConfigMaps: the registry of installed plugins (cross-plugin checks).",
+    help="Folder of plugin ConfigMaps: the registry of installed plugins (cross-plugin "
+    "checks, and the plugins /mutate injects into opted-in Argo agent pods).",
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))

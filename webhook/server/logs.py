@@ -63,6 +63,15 @@ class ReviewLog:
                 for v in outcome.violations[:MAX_LOGGED_VIOLATIONS]
             ]
             entry["violationCount"] = len(outcome.violations)
+        injection = outcome.injection
+        if injection is not None and injection.agent_pod:
+            entry["injection"] = injection.result.value
+            if injection.injected:
+                entry["injected"] = [_short(n) for n in injection.injected]
+            if injection.skipped:
+                entry["skipped"] = [_short(n) for n in injection.skipped]
+            if injection.patch:
+                entry["patchOps"] = len(injection.patch)
         if outcome.error:
             entry["level"] = "error"
             entry["error"] = outcome.error

@@ -28,10 +28,12 @@ if TYPE_CHECKING:
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "plugin_guard"
 MAX_KINDS = 64
+MAX_NAMESPACES = 256
 # Admission reviews take well under a millisecond to a few ms; the API server's
 # timeoutSeconds caps the top at 10 s by default.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _KIND_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,62}$")
+_NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def multiprocess_enabled() -> bool:
@@ -84,7 +86,22 @@ class Metrics:
             ["result"],
             registry=reg,
         )
+        self.injections = prometheus_client.Counter(
+            f"{PREFIX}_injections_total",
+            "Agent pods seen by /mutate, by namespace and injection result (injected, "
+            "nothing-to-inject, already-injected, not-opted-in, unsupported-pod, error).",
+            ["namespace", "result"],
+            registry=reg,
+        )
+        self.injected_plugins = prometheus_client.Counter(
+            f"{PREFIX}_injected_plugins_total",
+            "Plugin sidecars attached to agent pods (injected) or left out with a warning "
+            "(skipped), by namespace.",
+            ["namespace", "result"],
+            registry=reg,
+        )
         self._kinds: set[str] = set()
+        self._namespaces: set[str] = set()
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self._results: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
@@ -102,6 +119,17 @@ class Metrics:
             self._kinds.add(kind)
         return kind
 
+    def _namespace(self, namespace: str) -> str:
+        if namespace in self._namespaces or not namespace:
+            return namespace
+        if not _NAMESPACE_RE.match(namespace):
+            return "other"
+        with self._lock:
+            if len(self._namespaces) >= MAX_NAMESPACES:
+                return "other"
+            self._namespaces.add(namespace)
+        return namespace
+
     def observe(self, webhook: str, outcome: Outcome, seconds: float) -> None:
         kind = self._kind(outcome.kind)
         key = (webhook, outcome.operation, kind, "true" if outcome.allowed else "false")
@@ -117,6 +145,14 @@ class Metrics:
             if child is None:
                 child = self._results[result_key] = self.policy_results.labels(*result_key)
             child.inc()
+        injection = outcome.injection
+        if injection is not None and injection.agent_pod:
+            namespace = self._namespace(outcome.namespace)
+            self.injections.labels(namespace, injection.result.value).inc()
+            if injection.injected:
+                self.injected_plugins.labels(namespace, "injected").inc(len(injection.injected))
+            if injection.skipped:
+                self.injected_plugins.labels(namespace, "skipped").inc(len(injection.skipped))
 
     def http_error(self, code: int) -> None:
         self.bad_requests.labels(str(code)).inc()
