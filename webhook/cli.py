@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "serve": "webhook.server.commands:serve",
     "execute": "webhook.dispatch.commands:execute",
     "dev": "webhook.dispatch.commands:dev",
+    "agent": "webhook.agent.commands:agent",
 }
 
 

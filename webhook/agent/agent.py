@@ -1,0 +1,430 @@
+"""The in-cluster agent: serves WorkflowTaskSets for Argo's `disableAgentPodCreation`
+mode (spec 4.1), with the dispatcher's `WorkerPool` and `TemplateExecutor`.
+
+Argo's agent pod serves the one TaskSet of its workflow and exits when it is deleted or
+completed (spec 6.1). This agent is long-running and serves every TaskSet of its
+namespaces (or of all namespaces), so its state is keyed by TaskSet uid:
+
+- one list + watch loop per namespace (spec 6.1): the list gives a resourceVersion to
+  watch from; a closed watch is re-opened from the last version seen; 410 Gone (or any
+  other failure, after a backoff) lists again, and TaskSets missing from the new list
+  are forgotten;
+- for every `spec.tasks` entry whose `status.nodes` phase is not final, a `Task` keyed
+  `<taskset uid>/<node id>` goes to the worker pool, which runs each key once however
+  often events repeat it, until a requeue releases it (spec 6.2, 6.6);
+- results with a phase go to the `PatchWorker` (spec 6.5);
+- a TaskSet labelled `workflows.argoproj.io/completed: "true"` is no longer served, and
+  a deleted one is forgotten: its pool keys, pending results and requeues go (bounded
+  memory; a requeue timer of a forgotten TaskSet finds it inactive and stops);
+- `shutdown()` stops the watches, drops queued tasks and pending requeues (their nodes
+  are not final, so the next agent runs them), waits for the calls in flight, and
+  flushes the last patch.
+
+The workflow metadata sent to plugins (spec 7.1) is the TaskSet's name and namespace
+(the Workflow's: spec 5.1) and the uid of the Workflow in its ownerReferences.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from webhook.agent.http import HTTPTemplateRunner
+from webhook.agent.patcher import (
+    ARGO_PATCH_BACKOFF,
+    DEFAULT_PATCH_INTERVAL,
+    PatchBackoff,
+    PatchWorker,
+    TaskSetRef,
+    node_json,
+)
+from webhook.dispatch.executor import FINAL_PHASES, Execution, TemplateExecutor, WorkflowMeta
+from webhook.dispatch.pool import DEFAULT_WORKERS, Scheduler, Task, TaskResult, WorkerPool
+from webhook.dispatch.rpc import PluginClient
+from webhook.k8s import KubeApiError, TaskSetList, WatchEvent
+
+log = logging.getLogger(__name__)
+
+COMPLETED_LABEL = "workflows.argoproj.io/completed"
+TASKSET_KIND = "WorkflowTaskSet"
+DEFAULT_WATCH_TIMEOUT = 300  # seconds; the server ends the watch, the agent re-watches
+RELIST_BACKOFF = (1.0, 30.0)  # first and longest wait before listing again after a failure
+DEFAULT_SHUTDOWN_TIMEOUT = 25.0  # within Kubernetes' default 30 s grace period
+
+
+class TaskSetStream(Protocol):
+    def __iter__(self) -> Iterator[WatchEvent]: ...
+
+    def stop(self) -> None: ...
+
+
+class TaskSetClient(Protocol):
+    """What the agent needs from the API (`webhook.k8s.TaskSetApi`)."""
+
+    def list(self, namespace: str | None) -> TaskSetList: ...
+
+    def watch(
+        self, namespace: str | None, resource_version: str, timeout: int
+    ) -> TaskSetStream: ...
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """`namespaces` empty means all namespaces."""
+
+    namespaces: tuple[str, ...] = ()
+    workers: int = DEFAULT_WORKERS
+    patch_interval: float = DEFAULT_PATCH_INTERVAL
+    route_by_key: bool = False
+    watch_timeout: int = DEFAULT_WATCH_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    patch_backoff: PatchBackoff = ARGO_PATCH_BACKOFF
+    relist_backoff: tuple[float, float] = RELIST_BACKOFF
+
+
+class AgentExecutor(TemplateExecutor):
+    """Plugin templates as the dispatcher runs them (spec 6.4); HTTP templates (6.7)."""
+
+    def __init__(
+        self,
+        clients: Sequence[PluginClient],
+        *,
+        route_by_key: bool = False,
+        http: HTTPTemplateRunner | None = None,
+    ) -> None:
+        super().__init__(clients, route_by_key=route_by_key)
+        self.http = http or HTTPTemplateRunner()
+
+    def execute(self, workflow: WorkflowMeta, template: Mapping[str, Any]) -> Execution:
+        if template.get("plugin") is None and isinstance(template.get("http"), Mapping):
+            return self.http.execute(workflow, template)
+        return super().execute(workflow, template)
+
+
+class AgentPool(WorkerPool):
+    """The dispatcher's pool, plus what a long-running, many-TaskSet agent needs: skip
+    tasks of TaskSets no longer served, forget keys (bounded memory), and wait for the
+    calls in flight at shutdown. It reaches into `WorkerPool` internals (`_process`,
+    `_considered`, `_counters`), kept in step with `webhook/dispatch/pool.py`."""
+
+    def __init__(
+        self, executor: TemplateExecutor, *, is_active: Callable[[str], bool], **kwargs: Any
+    ) -> None:
+        self._is_active = is_active
+        self._inflight = 0
+        self._inflight_cond = threading.Condition()
+        super().__init__(executor, **kwargs)
+
+    def _process(self, task: Task) -> None:
+        if not self._is_active(task.node_id):
+            log.debug("Task of a TaskSet no longer served: %s", task.node_id)
+            return
+        with self._inflight_cond:
+            self._inflight += 1
+        try:
+            super()._process(task)  # executes, then calls on_executed
+        finally:
+            with self._inflight_cond:
+                self._inflight -= 1
+                self._inflight_cond.notify_all()
+
+    def forget(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._considered.discard(key)
+                self._counters.by_node.pop(key, None)
+
+    def known_keys(self) -> int:
+        """Keys held in memory (tests: bounded memory)."""
+        with self._lock:
+            return len(self._considered) + len(self._counters.by_node)
+
+    def wait_inflight(self, timeout: float | None) -> bool:
+        with self._inflight_cond:
+            return self._inflight_cond.wait_for(lambda: self._inflight == 0, timeout)
+
+
+@dataclass(slots=True)
+class _Served:
+    ref: TaskSetRef
+    scope: str | None
+    workflow: WorkflowMeta
+    nodes: set[str] = field(default_factory=set)
+    completed: bool = False
+
+
+def _key(uid: str, node_id: str) -> str:
+    return f"{uid}/{node_id}"
+
+
+def workflow_uid(metadata: Mapping[str, Any]) -> str:
+    """The uid of the Workflow that owns the TaskSet (spec 5.1), or ""."""
+    for owner in metadata.get("ownerReferences") or []:
+        if isinstance(owner, Mapping) and owner.get("kind") == "Workflow":
+            return str(owner.get("uid") or "")
+    return ""
+
+
+class Agent:
+    """Serves WorkflowTaskSets; `start()`, then `shutdown()` (or `run(stop_event)`)."""
+
+    def __init__(
+        self,
+        api: TaskSetClient,
+        clients: Sequence[PluginClient],
+        config: AgentConfig | None = None,
+        *,
+        scheduler: Scheduler | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        http: HTTPTemplateRunner | None = None,
+    ) -> None:
+        self.api = api
+        self.config = config or AgentConfig()
+        self.clients = list(clients)
+        self._lock = threading.RLock()
+        self._served: dict[str, _Served] = {}
+        self._streams: dict[str | None, TaskSetStream] = {}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.executor = AgentExecutor(
+            self.clients, route_by_key=self.config.route_by_key, http=http
+        )
+        self.patcher = PatchWorker(
+            api.patch_status,
+            interval=self.config.patch_interval,
+            backoff=self.config.patch_backoff,
+            sleep=sleep,
+            jitter=jitter,
+        )
+        self.pool = AgentPool(
+            self.executor,
+            is_active=self._is_active,
+            workers=self.config.workers,
+            scheduler=scheduler,
+            on_executed=self._on_executed,
+        )
+        self.lists = 0  # list calls made (tests: relist after 410)
+        self._shut_down = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def scopes(self) -> list[str | None]:
+        return list(self.config.namespaces) or [None]
+
+    def start(self) -> None:
+        log.info(
+            "Starting Agent",
+            extra={
+                "taskWorkers": self.config.workers,
+                "requeueTime": f"{self.config.patch_interval:g}s",
+                "namespaces": list(self.config.namespaces) or "all",
+                "plugins": [c.endpoint.label for c in self.clients],
+            },
+        )
+        self.patcher.start()
+        for scope in self.scopes:
+            thread = threading.Thread(
+                target=self._serve_scope, args=(scope,), name=f"watch-{scope or 'all'}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set, then shut down gracefully."""
+        self.start()
+        stop.wait()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop watching, finish the calls in flight, flush the last patch."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        log.info("Stopping Agent")
+        self._stopping.set()
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.pool.close()  # queued tasks and pending requeues are dropped
+        if not self.pool.wait_inflight(self.config.shutdown_timeout):
+            log.warning(
+                "plugin calls still running at shutdown; their results are lost",
+                extra={"waited": self.config.shutdown_timeout},
+            )
+        self.patcher.stop()  # the last flush
+        for client in self.clients:
+            client.close()
+        log.info("Agent stopped")
+
+    # ------------------------------------------------------------------ introspection
+
+    def served(self) -> dict[str, str]:
+        """`{uid: "namespace/name"}` of the TaskSets held in memory."""
+        with self._lock:
+            return {uid: str(s.ref) for uid, s in self._served.items()}
+
+    # ------------------------------------------------------------------ list + watch
+
+    def _serve_scope(self, scope: str | None) -> None:
+        failures = 0
+        first, longest = self.config.relist_backoff
+        while not self._stopping.is_set():
+            try:
+                listing = self.api.list(scope)
+                self.lists += 1
+                failures = 0
+                self._sync(scope, listing.items)
+                self._watch_from(scope, listing.resource_version)
+            except KubeApiError as exc:
+                if self._stopping.is_set():
+                    return
+                if exc.gone:  # spec 6.1: the version is too old; list again now
+                    log.info(
+                        "watch expired (410 Gone); listing again",
+                        extra={"namespace": scope or "all", "error": exc.message},
+                    )
+                    continue
+                failures += 1
+                wait = min(first * 2 ** (failures - 1), longest)
+                log.warning(
+                    "listing or watching TaskSets failed; trying again",
+                    extra={"namespace": scope or "all", "error": str(exc), "retry_in": wait},
+                )
+                self._stopping.wait(wait)
+            except Exception:
+                log.exception("watch loop failed", extra={"namespace": scope or "all"})
+                self._stopping.wait(first)
+
+    def _watch_from(self, scope: str | None, version: str) -> None:
+        """Watch until stopped; a closed stream is re-opened from the last version."""
+        while not self._stopping.is_set():
+            stream = self.api.watch(scope, version, self.config.watch_timeout)
+            with self._lock:
+                self._streams[scope] = stream
+            if self._stopping.is_set():
+                return
+            for event in stream:
+                if self._stopping.is_set():
+                    return
+                version = event.resource_version or version
+                if event.type == "BOOKMARK":
+                    continue
+                self._on_event(scope, event.type, event.object)
+            log.debug("watch closed; watching again", extra={"namespace": scope or "all"})
+
+    def _sync(self, scope: str | None, items: list[dict[str, Any]]) -> None:
+        """A fresh list: forget what is gone, then treat every item as an event."""
+        present = {str((item.get("metadata") or {}).get("uid") or "") for item in items}
+        with self._lock:
+            gone = [u for u, s in self._served.items() if s.scope == scope and u not in present]
+            for uid in gone:
+                self._forget(uid, "not in the new list")
+        for item in items:
+            self._on_event(scope, "LISTED", item)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, scope: str | None, event_type: str, obj: Mapping[str, Any]) -> None:
+        metadata = obj.get("metadata") or {}
+        uid = str(metadata.get("uid") or "")
+        namespace = str(metadata.get("namespace") or "")
+        name = str(metadata.get("name") or "")
+        if obj.get("kind", TASKSET_KIND) != TASKSET_KIND or not (uid and name and namespace):
+            log.warning("ignoring an object that is not a WorkflowTaskSet", extra={"uid": uid})
+            return
+        log.info(
+            "TaskSet Event",
+            extra={"event_type": event_type, "namespace": namespace, "name": name},
+        )
+        with self._lock:
+            if event_type == "DELETED":
+                self._forget(uid, "deleted")
+                return
+            served = self._served.get(uid)
+            if served is None:
+                ref = TaskSetRef(namespace, name, uid)
+                workflow = WorkflowMeta(name, namespace, workflow_uid(metadata))
+                served = self._served[uid] = _Served(ref, scope, workflow)
+            labels = metadata.get("labels") or {}
+            if labels.get(COMPLETED_LABEL) == "true":
+                if not served.completed:
+                    log.info(
+                        "Workflow completed; no longer serving its TaskSet",
+                        extra={"taskset": str(served.ref)},
+                    )
+                    served.completed = True
+                    self._release(served)
+                return
+            served.completed = False
+            spec = obj.get("spec") or {}
+            tasks = spec.get("tasks") or {}
+            nodes = (obj.get("status") or {}).get("nodes") or {}
+            # Tasks the controller removed are fulfilled (spec 5.2 cleanup): forget them.
+            removed = [n for n in served.nodes if n not in tasks]
+            if removed:
+                self.pool.forget(_key(uid, n) for n in removed)
+                served.nodes.difference_update(removed)
+            for node_id, template in tasks.items():
+                if not isinstance(template, Mapping):
+                    continue
+                result = nodes.get(node_id)
+                if isinstance(result, Mapping) and result.get("phase") in FINAL_PHASES:
+                    continue
+                served.nodes.add(node_id)
+                self.pool.submit(Task(_key(uid, node_id), served.workflow, dict(template)))
+
+    def _forget(self, uid: str, why: str) -> None:
+        served = self._served.pop(uid, None)
+        if served is None:
+            return
+        log.info("Forgetting TaskSet", extra={"taskset": str(served.ref), "reason": why})
+        self._release(served)
+
+    def _release(self, served: _Served) -> None:
+        self.pool.forget(_key(served.ref.uid, n) for n in served.nodes)
+        served.nodes.clear()
+        self.patcher.forget(served.ref.uid)
+
+    def _is_active(self, key: str) -> bool:
+        uid = key.partition("/")[0]
+        with self._lock:
+            served = self._served.get(uid)
+            return served is not None and not served.completed and not self._stopping.is_set()
+
+    def _on_executed(self, result: TaskResult) -> None:
+        key = result.task.node_id
+        uid, _, node_id = key.partition("/")
+        execution = result.execution
+        with self._lock:
+            served = self._served.get(uid)
+            if served is None or served.completed:
+                # The TaskSet went while the plugin was called: drop the result and
+                # the key the pool just stored again.
+                self.pool.forget([key])
+                return
+            ref = served.ref
+        if not result.reported:  # spec 6.2: only results with a phase are patched
+            return
+        log.info(
+            "Sending result",
+            extra={
+                "taskset": str(ref),
+                "node": node_id,
+                "phase": execution.node.phase,
+                "message": execution.node.message,
+                "requeue": execution.requeue,
+            },
+        )
+        self.patcher.add(ref, node_id, node_json(execution.node))

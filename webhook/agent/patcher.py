@@ -1,0 +1,210 @@
+"""The patch worker: task results back to their WorkflowTaskSet (spec section 6.5).
+
+Results are kept per TaskSet and per node; a later result for a node overwrites an
+earlier one. Every patch interval (`ARGO_AGENT_PATCH_RATE`, default 10 s), each TaskSet
+with pending results gets one JSON merge patch `{"status": {"nodes": {...}}}` on its
+`status` subresource:
+
+- success: the patched results are dropped (a result that arrived during the call
+  stays for the next tick);
+- a transient failure is retried at once on Argo's patch backoff (1 s, factor 2,
+  jitter 0.1, 5 attempts, cap 30 s); if it still fails the results wait for the next tick;
+- a non-transient failure (etcd's "request is too large", a 403, a 422 ...) turns every
+  pending result of that TaskSet into phase `Error` with Argo's message "HTTP request
+  completed successfully but an error occurred when patching its result: <err>", which
+  is sent on the next tick;
+- 404: the TaskSet is gone; its results are dropped (Argo's agent would exit).
+
+The sleep and the jitter source are injectable, so tests never wait for the backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.dispatch.rpc import NodeResult
+from webhook.k8s import KubeApiError
+
+log = logging.getLogger(__name__)
+
+PATCH_FAILED_MESSAGE = (
+    "HTTP request completed successfully but an error occurred when patching its result: "
+)
+DEFAULT_PATCH_INTERVAL = 10.0  # ARGO_AGENT_PATCH_RATE default (spec 4.4, 6.1)
+
+NodeJson = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PatchBackoff:
+    """`wait.Backoff{Duration: 1s, Factor: 2, Jitter: 0.1, Steps: 5, Cap: 30s}` (6.5)."""
+
+    duration: float = 1.0
+    factor: float = 2.0
+    jitter: float = 0.1
+    steps: int = 5
+    cap: float = 30.0
+
+
+ARGO_PATCH_BACKOFF = PatchBackoff()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSetRef:
+    """Which TaskSet a result belongs to; `uid` tells a re-created namesake apart."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def node_json(node: NodeResult) -> NodeJson:
+    """`NodeResult` as Argo marshals it: `phase`, `message` and `outputs` are omitempty."""
+    result: NodeJson = {"phase": node.phase}
+    if node.message:
+        result["message"] = node.message
+    if node.outputs is not None:
+        result["outputs"] = node.outputs
+    return result
+
+
+PatchCall = Callable[[str, str, dict[str, Any]], object]
+
+
+class PatchWorker:
+    """Batches results per TaskSet and patches them every `interval` seconds."""
+
+    def __init__(
+        self,
+        patch: PatchCall,
+        *,
+        interval: float = DEFAULT_PATCH_INTERVAL,
+        backoff: PatchBackoff = ARGO_PATCH_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._patch = patch
+        self.interval = interval
+        self.backoff = backoff
+        self._sleep = sleep
+        self._jitter = jitter
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[TaskSetRef, dict[str, NodeJson]]] = {}
+        self._flushing = threading.Lock()  # one flush at a time (the ticker or the final one)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.patches_sent = 0
+
+    # ------------------------------------------------------------------ results in
+
+    def add(self, ref: TaskSetRef, node_id: str, node: NodeJson) -> None:
+        with self._lock:
+            entry = self._pending.get(ref.uid)
+            if entry is None:
+                entry = self._pending[ref.uid] = (ref, {})
+            entry[1][node_id] = node
+
+    def forget(self, uid: str) -> None:
+        """Drop what is pending for a TaskSet that was deleted or completed."""
+        with self._lock:
+            self._pending.pop(uid, None)
+
+    def pending(self) -> dict[str, dict[str, NodeJson]]:
+        """`{"namespace/name": {node_id: node}}`, a copy (tests, debugging)."""
+        with self._lock:
+            return {str(ref): dict(nodes) for ref, nodes in self._pending.values()}
+
+    # ------------------------------------------------------------------ ticking
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="patch-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking, then flush what is left (graceful shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # the ticker must survive anything
+                log.exception("patch worker failed")
+
+    def flush(self) -> None:
+        """One tick: one patch per TaskSet with pending results."""
+        with self._flushing:
+            with self._lock:
+                work = [(ref, dict(nodes)) for ref, nodes in self._pending.values() if nodes]
+            for ref, nodes in work:
+                self._patch_taskset(ref, nodes)
+
+    def _patch_taskset(self, ref: TaskSetRef, nodes: dict[str, NodeJson]) -> None:
+        body = {"status": {"nodes": nodes}}
+        log.info("Processing Patch", extra={"taskset": str(ref), "nodes": sorted(nodes)})
+        delay = self.backoff.duration
+        for attempt in range(1, self.backoff.steps + 1):
+            try:
+                self._patch(ref.namespace, ref.name, body)
+            except KubeApiError as exc:
+                if exc.code == 404:
+                    log.info(
+                        "TaskSet is gone; dropping its results",
+                        extra={"taskset": str(ref), "nodes": sorted(nodes)},
+                    )
+                    self._settle(ref, nodes, None)
+                    return
+                if not exc.transient:
+                    log.warning(
+                        "TaskSet Patch Failed", extra={"taskset": str(ref), "error": exc.message}
+                    )
+                    error = {"phase": "Error", "message": PATCH_FAILED_MESSAGE + exc.message}
+                    self._settle(ref, nodes, error)
+                    return
+                if attempt == self.backoff.steps:
+                    log.warning(
+                        "TaskSet Patch Failed; retrying on the next tick",
+                        extra={"taskset": str(ref), "error": str(exc), "attempts": attempt},
+                    )
+                    return
+                pause = min(delay + self._jitter() * self.backoff.jitter * delay, self.backoff.cap)
+                log.info(
+                    "TaskSet patch failed, retrying",
+                    extra={"taskset": str(ref), "error": str(exc), "retry_in": round(pause, 3)},
+                )
+                self._sleep(pause)
+                delay *= self.backoff.factor
+                continue
+            self.patches_sent += 1
+            self._settle(ref, nodes, None)
+            log.info("Patched TaskSet", extra={"taskset": str(ref), "nodes": sorted(nodes)})
+            return
+
+    def _settle(self, ref: TaskSetRef, sent: dict[str, NodeJson], replace: NodeJson | None) -> None:
+        """Drop (or replace) the sent results that were not overwritten meanwhile."""
+        with self._lock:
+            entry = self._pending.get(ref.uid)
+            if entry is None:
+                return
+            pending = entry[1]
+            for node_id, node in sent.items():
+                if pending.get(node_id) is node:
+                    if replace is None:
+                        del pending[node_id]
+                    else:
+                        pending[node_id] = dict(replace)
+            if not pending:
+                del self._pending[ref.uid]
