@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from webhook.inject import AGENT_COMPONENT, COMPONENT_LABEL, INJECT_LABEL
 from webhook.policy import Action, load_policies
 
 from .conftest import (
@@ -454,18 +455,91 @@ def test_workload_webhook_is_opt_in_per_namespace(helm: Helm) -> None:
 
 
 def test_mutating_webhook_only_when_enabled(helm: Helm) -> None:
+    assert find_all(helm.template(*CERT_MANAGER), "MutatingWebhookConfiguration") == []
     docs = helm.template(*CERT_MANAGER, "--set", "mutating.enabled=true")
     mwc = find(docs, "MutatingWebhookConfiguration", FULLNAME)
     (webhook,) = mwc["webhooks"]
     assert webhook["clientConfig"]["service"]["path"] == "/mutate"
-    assert webhook["rules"][0]["resources"] == ["pods"]
-    assert webhook["rules"][0]["operations"] == ["CREATE"]
+    assert webhook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "operations": ["CREATE"],
+            "scope": "Namespaced",
+        }
+    ]
     assert webhook["failurePolicy"] == "Ignore"
+    assert webhook["timeoutSeconds"] <= 3
     assert webhook["reinvocationPolicy"] == "Never"
-    assert webhook["namespaceSelector"]["matchLabels"] == {"argo-plugin-guard/inject": "true"}
+    assert webhook["sideEffects"] == "None"
+    assert webhook["admissionReviewVersions"] == ["v1", "v1beta1"]
+    # Only opted-in Argo agent pods are sent: the same labels inject() requires.
+    assert webhook["objectSelector"] == {
+        "matchLabels": {
+            COMPONENT_LABEL: AGENT_COMPONENT,
+            INJECT_LABEL: "true",
+        }
+    }
+    # Namespaces: excluded as for the validating webhooks, no extra opt-in by default.
+    assert "matchLabels" not in webhook["namespaceSelector"]
     assert excluded_namespaces(webhook) == ["kube-system", "kube-node-lease", NAMESPACE]
     annotations = mwc["metadata"]["annotations"]
     assert annotations["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{FULLNAME}-tls"
+    labelled = helm.template(
+        *CERT_MANAGER,
+        "--set",
+        "mutating.enabled=true",
+        "--set",
+        "mutating.namespaceLabels.team=argo",
+        "--set",
+        "webhook.excludeNamespaces={legacy}",
+    )
+    (webhook,) = find(labelled, "MutatingWebhookConfiguration", FULLNAME)["webhooks"]
+    assert webhook["namespaceSelector"]["matchLabels"] == {"team": "argo"}
+    assert excluded_namespaces(webhook) == ["kube-system", "kube-node-lease", NAMESPACE, "legacy"]
+
+
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels + matchExpressions) against an object's labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def test_mutating_webhook_sends_exactly_the_pods_inject_works_on(helm: Helm) -> None:
+    from webhook.inject import Result, inject
+
+    docs = helm.template(*CERT_MANAGER, "--set", "mutating.enabled=true")
+    (webhook,) = find(docs, "MutatingWebhookConfiguration", FULLNAME)["webhooks"]
+    selector = webhook["objectSelector"]
+    review = json.loads(
+        (REPO_ROOT / "tests" / "inject" / "data" / "agent-pod-review.json").read_text()
+    )
+    pod = review["request"]["object"]
+    labels = pod["metadata"]["labels"]
+    assert selector_matches(selector, labels)
+    assert inject(pod, []).result is Result.NOTHING  # reached the injector
+    for key, value in ((INJECT_LABEL, "false"), (COMPONENT_LABEL, "workflow")):
+        changed = {**labels, key: value}
+        assert not selector_matches(selector, changed)
+        changed_pod = {**pod, "metadata": {**pod["metadata"], "labels": changed}}
+        assert inject(changed_pod, []).result in (Result.NOT_OPTED_IN, Result.NOT_AGENT)
+    # The agent pod's namespace is sent, the chart's own namespace is not.
+    assert selector_matches(webhook["namespaceSelector"], {"kubernetes.io/metadata.name": "argo"})
+    assert not selector_matches(
+        webhook["namespaceSelector"], {"kubernetes.io/metadata.name": NAMESPACE}
+    )
 
 
 # --------------------------------------------------------------------------- TLS modes

@@ -18,6 +18,7 @@ import datetime as dt
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -41,6 +42,7 @@ from .conftest import CERT_MANAGER, FULLNAME, NAMESPACE, REPO_ROOT, Helm, arg_va
 
 CUSTOM_POLICIES = ["plugin-resources", "plugin-security-context", "plugin-unique-ports"]
 REGISTRY_PLUGIN = REPO_ROOT / "examples" / "hardened-plugin" / "plugin.yaml"
+AGENT_REVIEW = REPO_ROOT / "tests" / "inject" / "data" / "agent-pod-review.json"
 
 
 # --------------------------------------------------------------------------- certificates
@@ -301,6 +303,8 @@ def test_cert_manager_render_with_custom_policies_and_registry_serves(
         "plugins.registry=installed-plugins",
         "--set",
         "server.reloadInterval=0.5",
+        "--set",
+        "mutating.enabled=true",
     ]
     for policy_id in CUSTOM_POLICIES:
         source = REPO_ROOT / "policies" / f"{policy_id}.yaml"
@@ -349,6 +353,19 @@ def test_cert_manager_render_with_custom_policies_and_registry_serves(
         assert "[plugin-unique-ports]" not in answer["response"].get("status", {}).get(
             "message", ""
         )
+
+        # The mutating webhook injects the registry's plugin into an opted-in agent pod.
+        mwc = find(docs, "MutatingWebhookConfiguration")
+        assert mwc["webhooks"][0]["clientConfig"]["service"]["path"] == "/mutate"
+        review = json.loads(AGENT_REVIEW.read_text())
+        status, answer = server.request("POST", "/mutate", review)
+        assert status == 200
+        response = answer["response"]
+        assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+        ops = json.loads(base64.b64decode(response["patch"]))
+        sidecars = [op["value"] for op in ops if re.fullmatch(r"/spec/containers/\d+", op["path"])]
+        assert [c["name"] for c in sidecars] == ["greet-executor-plugin"]
+        assert sidecars[0]["volumeMounts"][-1]["subPath"] == "greet-executor-plugin"
 
         # Editing the policies ConfigMap: the server reloads it in place (the chart rolls
         # no pods for it), and a broken edit keeps the last good set while /readyz reports
