@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 import threading
 import time
@@ -35,6 +36,20 @@ def _load_fakeapi() -> Any:
 
 
 fakeapi = _load_fakeapi()
+
+
+@pytest.fixture(autouse=True)
+def agent_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log call of the agent runs (and is formatted as JSON) in every test, and no
+    token ever appears in a log line."""
+    from webhook.server.logs import JsonFormatter
+
+    caplog.set_level(logging.DEBUG, logger="webhook")
+    formatter = JsonFormatter()
+    yield caplog
+    text = "\n".join(formatter.format(record) for record in caplog.records)
+    for secret in ("tok", "fake-api-bearer-token"):
+        assert f'"{secret}' not in text and f"Bearer {secret}" not in text
 
 
 @pytest.fixture

@@ -346,7 +346,7 @@ class Agent:
             return
         log.info(
             "TaskSet Event",
-            extra={"event_type": event_type, "namespace": namespace, "name": name},
+            extra={"event_type": event_type, "taskset": f"{namespace}/{name}"},
         )
         with self._lock:
             if event_type == "DELETED":
@@ -423,7 +423,7 @@ class Agent:
                 "taskset": str(ref),
                 "node": node_id,
                 "phase": execution.node.phase,
-                "message": execution.node.message,
+                "node_message": execution.node.message,
                 "requeue": execution.requeue,
             },
         )

@@ -74,9 +74,7 @@ def write_token_files(
         _check_name(name)
         folder = Path(directory) / name
         filename = folder / "token"
-        log.info(
-            "creating token file for plugin", extra={"plugin": name, "filename": str(filename)}
-        )
+        log.info("creating token file for plugin", extra={"plugin": name, "file": str(filename)})
         try:
             os.mkdir(folder, DIR_MODE)
             os.chmod(folder, DIR_MODE)
@@ -106,7 +104,7 @@ def endpoints_from_env(
     for address, name in zip(addresses, names, strict=True):
         _check_name(name)
         filename = Path(token_dir) / name / "token"
-        log.info("loading token file for plugin", extra={"plugin": name, "filename": str(filename)})
+        log.info("loading token file for plugin", extra={"plugin": name, "file": str(filename)})
         try:
             token = filename.read_text(encoding="utf-8")
         except OSError as exc:
