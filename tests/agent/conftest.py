@@ -188,14 +188,14 @@ def run_agent(kubeconfig: Path) -> Iterator[Callable[..., Agent]]:
             for p in plugins
         ]
         clients = [PluginClient(e, sleep=lambda s: None) for e in endpoints]
+        defaults: dict[str, Any] = {
+            "workers": 4,
+            "patch_backoff": PatchBackoff(),
+            "relist_backoff": (0.01, 0.05),
+            "shutdown_timeout": 5.0,
+        }
         settings = AgentConfig(
-            namespaces=namespaces,
-            workers=4,
-            patch_interval=patch_interval,
-            patch_backoff=PatchBackoff(),
-            relist_backoff=(0.01, 0.05),
-            shutdown_timeout=5.0,
-            **config,
+            namespaces=namespaces, patch_interval=patch_interval, **{**defaults, **config}
         )
         agent = Agent(
             TaskSetApi.connect(str(kubeconfig)),

@@ -162,12 +162,13 @@ def test_a_closed_watch_is_reopened_from_the_last_resource_version(
 
 
 def test_410_gone_lists_again_and_forgets_what_vanished_meanwhile(
-    kube, run_agent, plugin_server, until
+    kube, run_agent, plugin_server, until, agent_logs
 ):
-    """Spec 6.1 + Kubernetes: an expired resourceVersion means list again."""
+    """Spec 6.1 + Kubernetes: an expired resourceVersion means list again, at once (other
+    failures wait for the relist backoff, here far longer than the test)."""
     plugin = plugin_server((200, {"node": {"phase": "Running"}, "requeue": "5s"}))
     kube.create("gone", {"a": HELLO_TASK})
-    agent = run_agent(plugin, scheduler=ManualScheduler())
+    agent = run_agent(plugin, scheduler=ManualScheduler(), relist_backoff=(60.0, 60.0))
     until(lambda: kube.nodes("gone").get("a"))
     kube.compact()  # history lost: the deletion below is never seen as an event
     with kube._cond:
@@ -178,6 +179,19 @@ def test_410_gone_lists_again_and_forgets_what_vanished_meanwhile(
     until(lambda: kube.nodes("new").get("b"))
     assert agent.lists == 2
     assert list(agent.served().values()) == ["argo/new"]
+    assert "watch expired (410 Gone); listing again" in agent_logs.messages
+
+
+def test_a_failing_list_is_retried_with_a_backoff(kube, run_agent, plugin_server, until):
+    plugin = plugin_server((200, {"node": {"phase": "Succeeded"}}))
+    kube.fail(
+        "GET", "/namespaces/argo/workflowtasksets", 500, "etcdserver: leader changed", times=2
+    )
+    kube.create("wf", {"n": HELLO_TASK})
+    agent = run_agent(plugin)
+    until(lambda: kube.nodes("wf").get("n"))
+    assert agent.lists == 1
+    assert len([r for r in kube.requests_matching("GET") if "watch" not in r.query]) == 3
 
 
 def test_patch_500_is_retried_with_argos_backoff(kube, run_agent, plugin_server, sleeps, until):

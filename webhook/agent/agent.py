@@ -230,6 +230,11 @@ class Agent:
                 "plugins": [c.endpoint.label for c in self.clients],
             },
         )
+        if not self.clients:
+            log.warning(
+                "no plugins configured: plugin tasks will fail with 'no plugin executed the "
+                "template'; HTTP tasks are still served"
+            )
         self.patcher.start()
         for scope in self.scopes:
             thread = threading.Thread(
@@ -349,6 +354,8 @@ class Agent:
             extra={"event_type": event_type, "taskset": f"{namespace}/{name}"},
         )
         with self._lock:
+            if self._stopping.is_set():
+                return
             if event_type == "DELETED":
                 self._forget(uid, "deleted")
                 return
