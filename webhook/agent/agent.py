@@ -320,14 +320,18 @@ class Agent:
                 self._streams[scope] = stream
             if self._stopping.is_set():
                 return
+            opened, events = time.monotonic(), 0
             for event in stream:
                 if self._stopping.is_set():
                     return
+                events += 1
                 version = event.resource_version or version
                 if event.type == "BOOKMARK":
                     continue
                 self._on_event(scope, event.type, event.object)
             log.debug("watch closed; watching again", extra={"namespace": scope or "all"})
+            if not events and time.monotonic() - opened < 1.0:
+                self._stopping.wait(self.config.relist_backoff[0])  # no tight loop
 
     def _sync(self, scope: str | None, items: list[dict[str, Any]]) -> None:
         """A fresh list: forget what is gone, then treat every item as an event."""
