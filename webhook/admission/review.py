@@ -257,6 +257,21 @@ def _answer(parsed: _Parsed, response: AdmissionResponse) -> AdmissionReviewResp
     return {"apiVersion": parsed.api_version, "kind": "AdmissionReview", "response": response}
 
 
+def _outcome(parsed: _Parsed, response: AdmissionResponse, **details: Any) -> Outcome:
+    """The answer to `parsed`, with what logging and metrics need to know about it."""
+    return Outcome(
+        review=_answer(parsed, response),
+        uid=parsed.uid,
+        operation=parsed.operation,
+        kind=parsed.kind,
+        namespace=parsed.namespace,
+        name=parsed.name,
+        sub_resource=parsed.sub_resource,
+        dry_run=parsed.dry_run,
+        **details,
+    )
+
+
 def validate(
     body: object,
     *,
@@ -272,15 +287,9 @@ def validate(
         or parsed.sub_resource not in EVALUATED_SUBRESOURCES
     ):
         # DELETE, CONNECT and sub-resources such as status/scale: nothing to judge.
-        return Outcome(
-            review=_answer(parsed, {"uid": parsed.uid, "allowed": True}),
-            uid=parsed.uid,
-            operation=parsed.operation,
-            kind=parsed.kind,
-            namespace=parsed.namespace,
-            name=parsed.name,
-            sub_resource=parsed.sub_resource,
-            dry_run=parsed.dry_run,
+        return _outcome(
+            parsed,
+            {"uid": parsed.uid, "allowed": True},
             evaluated=False,
         )
     context = EvaluationContext(
@@ -316,15 +325,9 @@ def validate(
             }
         if warned:
             response["warnings"] = _warnings(warned)
-    return Outcome(
-        review=_answer(parsed, response),
-        uid=parsed.uid,
-        operation=parsed.operation,
-        kind=parsed.kind,
-        namespace=parsed.namespace,
-        name=parsed.name,
-        sub_resource=parsed.sub_resource,
-        dry_run=parsed.dry_run,
+    return _outcome(
+        parsed,
+        response,
         evaluated=True,
         violations=violations,
     )
@@ -347,15 +350,9 @@ def _failed(
     parsed: _Parsed, code: int, reason: str, message: str, *, error: str | None = None
 ) -> Outcome:
     status: Status = {"code": code, "reason": reason, "message": message}
-    return Outcome(
-        review=_answer(parsed, {"uid": parsed.uid, "allowed": False, "status": status}),
-        uid=parsed.uid,
-        operation=parsed.operation,
-        kind=parsed.kind,
-        namespace=parsed.namespace,
-        name=parsed.name,
-        sub_resource=parsed.sub_resource,
-        dry_run=parsed.dry_run,
+    return _outcome(
+        parsed,
+        {"uid": parsed.uid, "allowed": False, "status": status},
         evaluated=True,
         error=error or reason,
     )
@@ -415,15 +412,9 @@ def mutate(body: object, *, inject: Injector | None = None) -> Outcome:
             if len(injection.warnings) > MAX_WARNINGS:
                 warnings.append(f"... and {len(injection.warnings) - MAX_WARNINGS} more warnings")
             response["warnings"] = warnings
-    return Outcome(
-        review=_answer(parsed, response),
-        uid=parsed.uid,
-        operation=parsed.operation,
-        kind=parsed.kind,
-        namespace=parsed.namespace,
-        name=parsed.name,
-        sub_resource=parsed.sub_resource,
-        dry_run=parsed.dry_run,
+    return _outcome(
+        parsed,
+        response,
         evaluated=injection is not None,
         error=error,
         injection=injection,
