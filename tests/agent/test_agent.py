@@ -119,7 +119,7 @@ def test_completed_label_stops_serving_the_taskset(kube, run_agent, plugin_serve
             "spec": {"tasks": {"late": HELLO_TASK}},
         },
     )
-    until(lambda: not agent.pool.known_keys())
+    until(lambda: not agent.pool.remembered())
     scheduler.advance(60)  # the requeue fires, finds the TaskSet no longer served
     agent.shutdown()
     assert plugin.count == 1
@@ -133,10 +133,10 @@ def test_a_deleted_taskset_is_forgotten(kube, run_agent, plugin_server, until):
     kube.create("wf", {"a": HELLO_TASK, "b": HELLO_TASK})
     agent = run_agent(plugin, scheduler=scheduler, patch_interval=3600)
     until(lambda: plugin.count == 2 and len(agent.patcher.pending().get("argo/wf", {})) == 2)
-    assert agent.served() and agent.pool.known_keys()
+    assert agent.served() and agent.pool.remembered()
     kube.delete("wf")
     until(lambda: not agent.served())
-    assert agent.pool.known_keys() == 0
+    assert agent.pool.remembered() == 0
     assert agent.patcher.pending() == {}
     scheduler.advance(10)
     agent.shutdown()

@@ -232,3 +232,38 @@ def _wait(condition: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.005)
+
+
+def test_forget_lets_a_task_run_again_and_frees_memory(scripted, steps):
+    """A long-running agent forgets the tasks of deleted TaskSets (bounded memory)."""
+    plugin = scripted(
+        steps.Reply(body={"node": {"phase": "Succeeded"}}),
+        steps.Reply(body={"node": {"phase": "Succeeded"}}),
+    )
+    collector = Collector()
+    with make_pool(plugin, ManualScheduler(), collector) as pool:
+        pool.submit(Task("ts-1/node-1", WORKFLOW, TEMPLATE))
+        assert pool.wait_idle(5)
+        assert pool.remembered() == 2  # considered + its execution count
+        pool.forget(["ts-1/node-1"])
+        assert pool.remembered() == 0
+        pool.submit(Task("ts-1/node-1", WORKFLOW, TEMPLATE))
+        assert pool.wait_idle(5)
+    assert plugin.calls == 2
+
+
+def test_accept_drops_tasks_no_longer_served(scripted, steps):
+    plugin = scripted(steps.Reply(body={"node": {"phase": "Succeeded"}}))
+    executor = TemplateExecutor(
+        [PluginClient(PluginEndpoint(plugin.address), sleep=lambda s: None)]
+    )
+    with WorkerPool(
+        executor, workers=1, scheduler=ManualScheduler(), accept=lambda key: key.startswith("a/")
+    ) as pool:
+        pool.submit(Task("b/node", WORKFLOW, TEMPLATE))
+        pool.submit(Task("a/node", WORKFLOW, TEMPLATE))
+        assert pool.wait_idle(5)
+        assert pool.wait_in_flight(1)
+        assert pool.executions("b/node") == 0
+        assert pool.executions("a/node") == 1
+    assert plugin.calls == 1

@@ -7,7 +7,7 @@ serves WorkflowTaskSets with the embedded dispatcher.
     agent.run(stop_event)                             # until stop_event is set; then drains
 """
 
-from webhook.agent.agent import Agent, AgentConfig, AgentExecutor, AgentPool, workflow_uid
+from webhook.agent.agent import Agent, AgentConfig, AgentExecutor, workflow_uid
 from webhook.agent.http import HTTPTemplateRunner
 from webhook.agent.patcher import (
     ARGO_PATCH_BACKOFF,
@@ -26,7 +26,6 @@ __all__ = [
     "AgentConfig",
     "AgentExecutor",
     "AgentInputError",
-    "AgentPool",
     "HTTPTemplateRunner",
     "PatchBackoff",
     "PatchWorker",

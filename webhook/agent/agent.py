@@ -30,7 +30,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,49 +108,6 @@ class AgentExecutor(TemplateExecutor):
         return super().execute(workflow, template)
 
 
-class AgentPool(WorkerPool):
-    """The dispatcher's pool, plus what a long-running, many-TaskSet agent needs: skip
-    tasks of TaskSets no longer served, forget keys (bounded memory), and wait for the
-    calls in flight at shutdown. It reaches into `WorkerPool` internals (`_process`,
-    `_considered`, `_counters`), kept in step with `webhook/dispatch/pool.py`."""
-
-    def __init__(
-        self, executor: TemplateExecutor, *, is_active: Callable[[str], bool], **kwargs: Any
-    ) -> None:
-        self._is_active = is_active
-        self._inflight = 0
-        self._inflight_cond = threading.Condition()
-        super().__init__(executor, **kwargs)
-
-    def _process(self, task: Task) -> None:
-        if not self._is_active(task.node_id):
-            log.debug("Task of a TaskSet no longer served: %s", task.node_id)
-            return
-        with self._inflight_cond:
-            self._inflight += 1
-        try:
-            super()._process(task)  # executes, then calls on_executed
-        finally:
-            with self._inflight_cond:
-                self._inflight -= 1
-                self._inflight_cond.notify_all()
-
-    def forget(self, keys: Iterable[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._considered.discard(key)
-                self._counters.by_node.pop(key, None)
-
-    def known_keys(self) -> int:
-        """Keys held in memory (tests: bounded memory)."""
-        with self._lock:
-            return len(self._considered) + len(self._counters.by_node)
-
-    def wait_inflight(self, timeout: float | None) -> bool:
-        with self._inflight_cond:
-            return self._inflight_cond.wait_for(lambda: self._inflight == 0, timeout)
-
-
 @dataclass(slots=True)
 class _Served:
     ref: TaskSetRef
@@ -204,9 +161,9 @@ class Agent:
             sleep=sleep,
             jitter=jitter,
         )
-        self.pool = AgentPool(
+        self.pool = WorkerPool(
             self.executor,
-            is_active=self._is_active,
+            accept=self._is_active,
             workers=self.config.workers,
             scheduler=scheduler,
             on_executed=self._on_executed,
@@ -263,7 +220,7 @@ class Agent:
         for thread in self._threads:
             thread.join(timeout=10)
         self.pool.close()  # queued tasks and pending requeues are dropped
-        if not self.pool.wait_inflight(self.config.shutdown_timeout):
+        if not self.pool.wait_in_flight(self.config.shutdown_timeout):
             log.warning(
                 "plugin calls still running at shutdown; their results are lost",
                 extra={"waited": self.config.shutdown_timeout},

@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -161,7 +161,10 @@ class WorkerPool:
     """N task workers over one `TemplateExecutor` (spec 6.2), with requeue (spec 6.6).
 
     `follow_requeues=False` runs each task once and reports its requeue without
-    scheduling it (`plugin-guard execute` without `--follow`).
+    scheduling it (`plugin-guard execute` without `--follow`). A long-running agent
+    serving many TaskSets passes `accept` (a queued task whose TaskSet is no longer
+    served is dropped), calls `forget` for tasks it will never see again (memory stays
+    bounded) and `wait_in_flight` at shutdown.
     """
 
     def __init__(
@@ -173,6 +176,7 @@ class WorkerPool:
         on_result: Callable[[TaskResult], None] | None = None,
         on_executed: Callable[[TaskResult], None] | None = None,
         follow_requeues: bool = True,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -182,6 +186,8 @@ class WorkerPool:
         self._scheduler: Scheduler = scheduler or ThreadScheduler()
         self._on_result = on_result
         self._on_executed = on_executed
+        self._accept = accept
+        self._in_flight = 0
         # Argo's channel is unbuffered; an unbounded queue is used instead so that a
         # requeue timer never blocks behind busy workers (it would delay other timers).
         self._queue: queue.SimpleQueue[Task | object] = queue.SimpleQueue()
@@ -222,6 +228,23 @@ class WorkerPool:
         with self._lock:
             return self._counters.skipped
 
+    def forget(self, node_ids: Iterable[str]) -> None:
+        """Drop what is remembered about these tasks (their TaskSet is gone)."""
+        with self._lock:
+            for node_id in node_ids:
+                self._considered.discard(node_id)
+                self._counters.by_node.pop(node_id, None)
+
+    def remembered(self) -> int:
+        """How many task keys are held in memory."""
+        with self._lock:
+            return len(self._considered) + len(self._counters.by_node)
+
+    def wait_in_flight(self, timeout: float | None = None) -> bool:
+        """Block until no plugin call is running (queued tasks do not count)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no task is queued, running or waiting for a requeue; False on timeout."""
         with self._idle:
@@ -249,6 +272,9 @@ class WorkerPool:
                 self._finish_one()
 
     def _process(self, task: Task) -> None:
+        if self._accept is not None and not self._accept(task.node_id):
+            log.debug("Task no longer served: %s", task.node_id)
+            return
         with self._lock:
             if self._closed:
                 return
@@ -259,6 +285,15 @@ class WorkerPool:
             self._considered.add(task.node_id)
             self._counters.executions += 1
             self._counters.by_node[task.node_id] = self._counters.by_node.get(task.node_id, 0) + 1
+            self._in_flight += 1
+        try:
+            self._execute(task)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _execute(self, task: Task) -> None:
         log.debug("Processing task %s", task.node_id)
         try:
             execution = self.executor.execute(task.workflow, task.template)
