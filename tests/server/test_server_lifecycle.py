@@ -318,3 +318,33 @@ def test_sigterm_under_load_loses_no_accepted_request(start_server: Any) -> None
     assert not lost, f"{len(lost)} accepted reviews never answered"
     assert set(answered.values()) == {200}
     assert "Traceback" not in srv.log()
+
+
+def test_a_taken_port_is_one_clear_line(start_server: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    first = start_server(["--workers", "1"])
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from webhook.cli import main; main()",
+            "serve",
+            "--port",
+            str(first.port),
+            "--state-dir",
+            str(first.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 2
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: 127.0.0.1:{first.port} is already in use (another plugin-guard serve?); stop it or pick another --port"
+    ]
+    assert "Traceback" not in second.stderr and "gunicorn" not in second.stderr
+    status, _, _ = first.client().request("GET", "/healthz")
+    assert status == 200  # the first server is untouched

@@ -53,6 +53,26 @@ def _check_pair(cert: Path, key: Path) -> None:
         raise click.UsageError(f"cannot load --cert-file/--key-file: {exc}") from exc
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Say so in one line when the address is taken (gunicorn would retry for five
+    seconds, logging a line each time, then exit)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise GuardError(
+                    f"{host}:{port} is already in use (another plugin-guard serve?); "
+                    "stop it or pick another --port"
+                ) from None
+            raise GuardError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
@@ -165,6 +185,8 @@ def serve(
         raise
     except (OSError, ValueError) as exc:
         raise GuardError(f"cannot load policies: {exc}") from exc
+
+    _check_port_free(host, port)
 
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url_host = f"[{shown_host}]" if ":" in shown_host else shown_host
