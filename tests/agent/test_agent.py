@@ -3,6 +3,7 @@ loopback HTTP) and scripted plugin servers: spec sections 5 and 6 as the issue."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from webhook.agent import PATCH_FAILED_MESSAGE
@@ -316,3 +317,20 @@ def test_shutdown_finishes_calls_in_flight_and_flushes(kube, run_agent, plugin_s
 
 def _watches(kube: Any) -> list[Any]:
     return [r for r in kube.requests_matching("GET") if r.query.get("watch") == "true"]
+
+
+def test_a_watch_closed_once_is_reopened_at_once(kube, run_agent, plugin_server, until):
+    """A server may close a watch at any moment; the agent re-opens it without waiting
+    (the relist backoff here is far longer than the test), and still sees new tasks."""
+
+    def watches() -> int:
+        return sum("watch" in r.query for r in kube.requests_matching("GET"))
+
+    plugin = plugin_server((200, {"node": {"phase": "Succeeded"}}))
+    run_agent(plugin, relist_backoff=(60.0, 60.0))
+    until(lambda: watches() == 1)
+    time.sleep(0.2)  # let the stream start (the fake reads its generation on open)
+    kube.close_watches()  # closed empty, well within a second of being opened
+    until(lambda: watches() == 2, timeout=3.0)
+    kube.create("late", {"n": HELLO_TASK})
+    until(lambda: kube.nodes("late").get("n"), timeout=5.0)

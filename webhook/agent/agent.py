@@ -271,6 +271,7 @@ class Agent:
 
     def _watch_from(self, scope: str | None, version: str) -> None:
         """Watch until stopped; a closed stream is re-opened from the last version."""
+        quick_empty_closes = 0
         while not self._stopping.is_set():
             stream = self.api.watch(scope, version, self.config.watch_timeout)
             with self._lock:
@@ -287,8 +288,15 @@ class Agent:
                     continue
                 self._on_event(scope, event.type, event.object)
             log.debug("watch closed; watching again", extra={"namespace": scope or "all"})
+            # A server may close a watch at any time (timeouts, restarts): re-open it at
+            # once. Only a stream that keeps closing empty right away means something is
+            # wrong; then back off instead of spinning.
             if not events and time.monotonic() - opened < 1.0:
-                self._stopping.wait(self.config.relist_backoff[0])  # no tight loop
+                quick_empty_closes += 1
+                if quick_empty_closes > 1:
+                    self._stopping.wait(self.config.relist_backoff[0])
+            else:
+                quick_empty_closes = 0
 
     def _sync(self, scope: str | None, items: list[dict[str, Any]]) -> None:
         """A fresh list: forget what is gone, then treat every item as an event."""
