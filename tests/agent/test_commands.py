@@ -170,7 +170,9 @@ def test_sigterm_finishes_the_call_in_flight_and_flushes_the_last_patch(
     assert kube.nodes("wf") == {}
     started = time.monotonic()
     assert agent.terminate() == 0
-    assert time.monotonic() - started < 10
+    # Not a speed bound: it finished the 1 s call in flight instead of waiting out the
+    # 25 s --shutdown-timeout (generous, so a loaded machine does not fail it).
+    assert time.monotonic() - started < 20
     assert kube.nodes("wf") == {"n": {"phase": "Succeeded", "message": "late"}}
     messages = [line["msg"] for line in agent.lines()]
     assert messages.index("Stopping Agent") < messages.index("Patched TaskSet")

@@ -166,7 +166,9 @@ def test_workers_run_tasks_in_parallel(scripted, steps):
         for i in range(16):
             pool.submit(Task(f"n{i}", WORKFLOW, TEMPLATE))
         assert pool.wait_idle(10)
-    assert time.monotonic() - started < 2.0  # serially it would be 16 x 0.3 s = 4.8 s
+    # Concurrency, not speed: serially it would take 16 x 0.3 s = 4.8 s (headroom for a
+    # loaded machine).
+    assert time.monotonic() - started < 4.0
     assert plugin.calls == 16
 
 
