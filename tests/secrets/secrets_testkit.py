@@ -51,3 +51,22 @@ def load_corpus() -> list[dict[str, Any]]:
     if not SECRETS_CORPUS.exists():
         pytest.fail(f"secrets corpus missing: {SECRETS_CORPUS} (expected shared/ beside the repo)")
     return [json.loads(line) for line in SECRETS_CORPUS.read_text("utf-8").splitlines() if line]
+
+
+def create_review(obj: dict[str, Any]) -> dict[str, Any]:
+    """The AdmissionReview the API server sends for a CREATE of `obj`."""
+    import uuid
+
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": obj["kind"]},
+            "resource": {"group": "", "version": "v1", "resource": "x"},
+            "operation": "CREATE",
+            "namespace": obj["metadata"].get("namespace", "default"),
+            "name": obj["metadata"]["name"],
+            "object": obj,
+        },
+    }

@@ -9,14 +9,13 @@ import json
 import logging
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from secrets_testkit import REPO_ROOT
+from secrets_testkit import REPO_ROOT, create_review
 
 from webhook.secrets import scan
 
@@ -150,19 +149,7 @@ def test_no_value_in_server_answers_or_logs(
     for framing in ("b", "d"):
         for text in manifests(bench, rows, framing).values():
             obj = yaml.safe_load(text)
-            review = {
-                "apiVersion": "admission.k8s.io/v1",
-                "kind": "AdmissionReview",
-                "request": {
-                    "uid": str(uuid.uuid4()),
-                    "kind": {"group": "", "version": "v1", "kind": obj["kind"]},
-                    "resource": {"group": "", "version": "v1", "resource": "x"},
-                    "operation": "CREATE",
-                    "namespace": obj["metadata"].get("namespace", "default"),
-                    "name": obj["metadata"]["name"],
-                    "object": obj,
-                },
-            }
+            review = create_review(obj)
             response = client.post("/validate", json=review)
             assert response.status_code == 200, response.get_data(as_text=True)[:500]
             body = response.get_data(as_text=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +21,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "secrets"))
 
-from secrets_testkit import load_corpus  # noqa: E402
+from secrets_testkit import create_review, load_corpus  # noqa: E402
 
 
 def _bench() -> ModuleType:
@@ -33,22 +32,6 @@ def _bench() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _review(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": obj["kind"]},
-            "resource": {"group": "", "version": "v1", "resource": "x"},
-            "operation": "CREATE",
-            "namespace": obj["metadata"].get("namespace", "default"),
-            "name": obj["metadata"]["name"],
-            "object": obj,
-        },
-    }
 
 
 def test_no_corpus_secret_in_real_server_answers_or_log(start_server: Any) -> None:
@@ -64,7 +47,9 @@ def test_no_corpus_secret_in_real_server_answers_or_log(start_server: Any) -> No
     for framing in ("b", "d"):  # Pod env with a realistic name; plugin sidecar env
         for text in bench.build(rows, framing).values():
             obj = yaml.safe_load(text)
-            status, _, body = client.request("POST", "/validate", json.dumps(_review(obj)).encode())
+            status, _, body = client.request(
+                "POST", "/validate", json.dumps(create_review(obj)).encode()
+            )
             assert status == 200, body[:300]
             answer = body.decode()
             answers.append(answer)
