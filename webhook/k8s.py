@@ -8,7 +8,10 @@ Two things live here:
   status-patch `WorkflowTaskSet`s, spec section 5), on the real `kubernetes` client
   (`CustomObjectsApi`, `watch.Watch`), with errors wrapped in `KubeApiError`, which
   carries the API server's Status (code, reason, message) and says whether Argo would
-  retry it.
+  retry it;
+- `PluginConfigMapApi`: list and watch the ConfigMaps carrying the label key
+  `workflows.argoproj.io/configmap-type` (the selector of Argo's own informer, spec
+  3.2), for `plugin-guard serve --plugins-from-cluster`; same errors.
 
 Configuration (`connect()`): `KUBECONFIG` (a `:`-separated list, as kubectl reads it),
 else `~/.kube/config`, else the in-cluster service account; with none of them, a
@@ -25,11 +28,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from yaml import YAMLError
+
 from webhook.errors import GuardError
 
 GROUP = "argoproj.io"
 VERSION = "v1alpha1"
 TASKSETS = "workflowtasksets"  # namespaced, with a status subresource (spec 5)
+# Argo's ConfigMap informer selects on the label key's existence (spec 3.2).
+CONFIGMAP_TYPE_SELECTOR = "workflows.argoproj.io/configmap-type"
 MERGE_PATCH = "application/merge-patch+json"
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 DEFAULT_REQUEST_TIMEOUT = (10.0, 30.0)  # (connect, read) seconds for list and patch
@@ -157,8 +164,9 @@ def load_config(kubeconfig: str | None = None) -> ClusterConfig:
             config_file=files, client_configuration=configuration, persist_config=False
         )
         _, current = config.list_kube_config_contexts(config_file=files)
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
-        raise KubeConfigError(f"kubeconfig {files}: {exc}") from None
+    except (ConfigException, OSError, ValueError, TypeError, KeyError, YAMLError) as exc:
+        detail = " ".join(str(exc).split())  # a YAML error spans several lines
+        raise KubeConfigError(f"kubeconfig {files}: {detail}") from None
     namespace = ""
     if isinstance(current, dict):
         namespace = str((current.get("context") or {}).get("namespace") or "")
@@ -195,6 +203,17 @@ class TaskSetWatch:
         self._watch = _kubernetes().watch.Watch()
         self._stopped = False
 
+    def _target(self) -> tuple[Any, tuple[str, ...], dict[str, Any]]:
+        """The list call to stream, its positional arguments and extra keywords."""
+        objects = self._api.objects
+        if self._namespace is None:
+            return objects.list_cluster_custom_object, (GROUP, VERSION, TASKSETS), {}
+        return (
+            objects.list_namespaced_custom_object,
+            (GROUP, VERSION, self._namespace, TASKSETS),
+            {},
+        )
+
     def __iter__(self) -> Iterator[WatchEvent]:
         kwargs: dict[str, Any] = {
             "resource_version": self._resource_version,
@@ -205,13 +224,8 @@ class TaskSetWatch:
             "timeout_seconds": self._timeout,
             "_request_timeout": (DEFAULT_REQUEST_TIMEOUT[0], self._timeout + 30.0),
         }
-        objects = self._api.objects
-        if self._namespace is None:
-            call: Any = objects.list_cluster_custom_object
-            args: tuple[str, ...] = (GROUP, VERSION, TASKSETS)
-        else:
-            call = objects.list_namespaced_custom_object
-            args = (GROUP, VERSION, self._namespace, TASKSETS)
+        call, args, extra = self._target()
+        kwargs.update(extra)
         try:
             for event in self._watch.stream(call, *args, **kwargs):
                 raw = event.get("raw_object")
@@ -281,3 +295,70 @@ class TaskSetApi:
         except Exception as exc:
             raise _wrap(exc) from None
         return answer if isinstance(answer, dict) else {}
+
+
+class ConfigMapWatch(TaskSetWatch):
+    """A watch of the plugin-type ConfigMaps of one namespace (or of all, with None)."""
+
+    def __init__(
+        self,
+        api: PluginConfigMapApi,
+        namespace: str | None,
+        resource_version: str,
+        timeout: int,
+    ) -> None:
+        self._core = api.core
+        super().__init__(api, namespace, resource_version, timeout)  # type: ignore[arg-type]
+
+    def _target(self) -> tuple[Any, tuple[str, ...], dict[str, Any]]:
+        extra = {"label_selector": CONFIGMAP_TYPE_SELECTOR}
+        if self._namespace is None:
+            return self._core.list_config_map_for_all_namespaces, (), extra
+        return self._core.list_namespaced_config_map, (self._namespace,), extra
+
+
+class PluginConfigMapApi:
+    """ConfigMaps labelled `workflows.argoproj.io/configmap-type` (Argo's plugin informer,
+    spec 3.2): list and watch, for the server's cluster plugin registry."""
+
+    def __init__(self, cluster: ClusterConfig) -> None:
+        client = _kubernetes().client
+        self.cluster = cluster
+        self._client = client.ApiClient(cluster.configuration)
+        self.core = client.CoreV1Api(self._client)
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None) -> PluginConfigMapApi:
+        return cls(load_config(kubeconfig))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def list(self, namespace: str | None) -> TaskSetList:
+        """The labelled ConfigMaps of one namespace (or of all, with None), as plain
+        dicts (the API's JSON, not model objects), and the list's resourceVersion."""
+        try:
+            if namespace is None:
+                response = self.core.list_config_map_for_all_namespaces(
+                    label_selector=CONFIGMAP_TYPE_SELECTOR,
+                    _preload_content=False,
+                    _request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                )
+            else:
+                response = self.core.list_namespaced_config_map(
+                    namespace,
+                    label_selector=CONFIGMAP_TYPE_SELECTOR,
+                    _preload_content=False,
+                    _request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                )
+            answer = json.loads(response.data)
+        except Exception as exc:
+            raise _wrap(exc) from None
+        if not isinstance(answer, dict):
+            raise KubeApiError(0, "", "ConfigMap list: not a JSON object")
+        items = [item for item in answer.get("items") or [] if isinstance(item, dict)]
+        version = str((answer.get("metadata") or {}).get("resourceVersion") or "")
+        return TaskSetList(items, version)
+
+    def watch(self, namespace: str | None, resource_version: str, timeout: int) -> ConfigMapWatch:
+        return ConfigMapWatch(self, namespace, resource_version, timeout)

@@ -70,6 +70,20 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "--set",
         "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
     ),
+    "cert-manager-plugins-from-cluster": (
+        *CERT_MANAGER,
+        "--set",
+        "plugins.fromCluster.enabled=true",
+    ),
+    "existing-secret-plugins-from-namespaces": (
+        *EXISTING_SECRET,
+        "--set",
+        "plugins.fromCluster.enabled=true",
+        "--set",
+        "plugins.fromCluster.namespaces={argo,team-a}",
+        "--set",
+        "mutating.enabled=true",
+    ),
 }
 # Custom resources kubernetes-validate has no schema for; checked structurally below.
 CRD_KINDS = {
@@ -658,6 +672,8 @@ def test_rendering_is_deterministic(helm: Helm, args: tuple[str, ...]) -> None:
         ("policies.custom.Bad_Name\\.txt=x", ["/policies/custom"]),
         ("certManager.duration=90days", ["/certManager/duration"]),
         ("metrics.serviceMonitor.interval=often", ["/metrics/serviceMonitor/interval"]),
+        ("plugins.fromCluster.enabled=yes", ["/plugins/fromCluster/enabled"]),
+        ("plugins.fromCluster.namespaces={Bad_NS}", ["/plugins/fromCluster/namespaces"]),
     ],
 )
 def test_bad_values_fail_with_the_schema_message(
@@ -680,6 +696,11 @@ def test_bad_values_fail_with_the_schema_message(
         (("--set", "policies.existingConfigMap=x", "--set", "policies.custom[0].id=a"), "not both"),
         (("--set", "certManager.issuerRef.kind=ClusterIssuer"), "issuerRef needs a name"),
         (("--namespace", "kube-system"), "do not install into kube-system"),
+        (
+            ("--set", "plugins.registry=x", "--set", "plugins.fromCluster.enabled=true"),
+            "choose one plugin registry",
+        ),
+        (("--set", "plugins.fromCluster.namespaces={argo}"), "needs plugins.fromCluster.enabled"),
     ],
 )
 def test_impossible_combinations_fail_with_our_message(
@@ -763,6 +784,67 @@ def test_existing_policies_configmap_and_plugin_registry(helm: Helm) -> None:
         v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     }
     assert volumes[mount["name"]]["configMap"]["name"] == "installed-plugins"
+
+
+RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+def kind_set(docs: list[dict[str, Any]]) -> set[str]:
+    return {d["kind"] for d in docs}
+
+
+def test_plugins_from_cluster_off_by_default_no_rbac_no_token(helm: Helm) -> None:
+    docs = helm.template(*CERT_MANAGER)
+    assert not RBAC_KINDS & kind_set(docs)
+    args = container(docs)["args"]
+    assert "--plugins-from-cluster" not in args and "--plugins-namespace" not in args
+    spec = find(docs, "Deployment")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_plugins_from_cluster_all_namespaces(helm: Helm) -> None:
+    docs = helm.template(*SCENARIOS["cert-manager-plugins-from-cluster"])
+    args = container(docs)["args"]
+    assert "--plugins-from-cluster" in args and "--plugins-namespace" not in args
+    assert "--plugins" not in args
+    spec = find(docs, "Deployment")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is True
+    assert {"ClusterRole", "ClusterRoleBinding"} <= kind_set(docs)
+    assert not {"Role", "RoleBinding"} & kind_set(docs)
+    role = find(docs, "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}
+    ]
+    binding = find(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": spec["serviceAccountName"], "namespace": NAMESPACE}
+    ]
+    sa = find(docs, "ServiceAccount")
+    assert sa["metadata"]["name"] == spec["serviceAccountName"]
+
+
+def test_plugins_from_cluster_per_namespace_roles(helm: Helm) -> None:
+    docs = helm.template(*SCENARIOS["existing-secret-plugins-from-namespaces"])
+    args = container(docs)["args"]
+    assert "--plugins-from-cluster" in args
+    watched = [args[i + 1] for i, a in enumerate(args) if a == "--plugins-namespace"]
+    assert watched == ["argo", "team-a"]
+    assert not {"ClusterRole", "ClusterRoleBinding"} & kind_set(docs)
+    roles = find_all(docs, "Role")
+    bindings = find_all(docs, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["argo", "team-a"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["argo", "team-a"]
+    for role in roles:
+        assert role["rules"][0]["verbs"] == ["get", "list", "watch"]
+        assert role["rules"][0]["resources"] == ["configmaps"]
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
 
 
 def test_default_has_no_policies_configmap(helm: Helm) -> None:

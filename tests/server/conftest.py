@@ -98,9 +98,15 @@ class Client:
 
 class Server:
     def __init__(
-        self, tmp: Path, args: Sequence[str] = (), *, state_dir: Path | None = None
+        self,
+        tmp: Path,
+        args: Sequence[str] = (),
+        *,
+        state_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.tmp = tmp
+        self.extra_env = dict(env or {})
         self.port = free_port()
         self.state_dir = state_dir or tmp / "state"
         self.log_path = tmp / f"server-{self.port}.log"
@@ -125,7 +131,7 @@ class Server:
             str(self.state_dir),
             *self.args,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

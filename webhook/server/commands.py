@@ -99,6 +99,19 @@ def _check_port_free(host: str, port: int) -> None:
     help="Folder of plugin ConfigMaps: the registry of installed plugins (cross-plugin "
     "checks, and the plugins /mutate injects into opted-in Argo agent pods).",
 )
+@click.option(
+    "--plugins-from-cluster",
+    is_flag=True,
+    help="Keep the plugin registry from the cluster instead: list and watch the plugin "
+    "ConfigMaps (label workflows.argoproj.io/configmap-type=ExecutorPlugin), as Argo's "
+    "controller does. Kubeconfig from KUBECONFIG, ~/.kube/config or in-cluster.",
+)
+@click.option(
+    "--plugins-namespace",
+    "plugins_namespaces",
+    multiple=True,
+    help="With --plugins-from-cluster: watch this namespace (repeatable; default: all).",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -142,6 +155,8 @@ def serve(
     key_file: Path | None,
     policies_dir: Path | None,
     plugins_dir: Path | None,
+    plugins_from_cluster: bool,
+    plugins_namespaces: tuple[str, ...],
     workers: int,
     threads: int,
     sans: tuple[str, ...],
@@ -159,6 +174,17 @@ def serve(
     """
     if (cert_file is None) != (key_file is None):
         raise click.UsageError("--cert-file and --key-file go together")
+    if plugins_from_cluster and plugins_dir is not None:
+        raise click.UsageError(
+            "--plugins DIR and --plugins-from-cluster are exclusive: choose one registry"
+        )
+    if plugins_namespaces and not plugins_from_cluster:
+        raise click.UsageError("--plugins-namespace needs --plugins-from-cluster")
+    plugins_cluster = None
+    if plugins_from_cluster:
+        from webhook.k8s import load_config
+
+        plugins_cluster = load_config()  # KubeConfigError: one line, exit 2
     _metrics_dir()  # before anything imports prometheus_client
 
     from webhook.server import certs
@@ -196,6 +222,9 @@ def serve(
         f"policies ({policies_dir or 'bundled'}), {workers} worker(s)",
         err=True,
     )
+    if plugins_cluster is not None:
+        where = ", ".join(plugins_namespaces) or "all namespaces"
+        click.echo(f"plugin registry: ConfigMaps in {where} ({plugins_cluster.source})", err=True)
     if ca_path is not None:
         click.echo(f"try it:\n  curl --cacert {ca_path} {url}/healthz", err=True)
         click.echo(
@@ -212,6 +241,8 @@ def serve(
         key_file=key_file,
         review_log=not no_review_log,
         state=state,
+        plugins_cluster=plugins_cluster,
+        plugins_namespaces=plugins_namespaces,
     )
     bind_host = f"[{host}]" if ":" in host else host
     options = {

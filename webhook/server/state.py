@@ -102,6 +102,7 @@ class ServingState:
         self._registry = _Source("plugins", plugins_dir)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.cluster: Any = None  # a ClusterRegistry (serve --plugins-from-cluster)
         self.policy_set: Any = policy_set
         self.plugins: list[Any] = plugins if plugins is not None else []
         if policy_set is None:
@@ -120,7 +121,24 @@ class ServingState:
 
     @property
     def problems(self) -> list[str]:
-        return [f"{s.name}: {s.error}" for s in (self._policies, self._registry) if s.error]
+        problems = [f"{s.name}: {s.error}" for s in (self._policies, self._registry) if s.error]
+        cluster_problem = self.cluster.problem if self.cluster is not None else None
+        if cluster_problem:
+            problems.append(f"plugins (cluster): {cluster_problem}")
+        return problems
+
+    def watch_cluster(self, connect: Callable[[], Any], namespaces: tuple[str, ...]) -> None:
+        """Keep `plugins` equal to the cluster's plugin ConfigMaps (a thread per worker;
+        see `webhook.server.registry`). `plugins` is replaced, never mutated."""
+        if self.cluster is not None:
+            return
+        from webhook.server.registry import ClusterRegistry
+
+        def publish(plugins: list[Any]) -> None:
+            self.plugins = plugins
+
+        self.cluster = ClusterRegistry(connect, namespaces, publish)
+        self.cluster.start()
 
     @property
     def ready(self) -> bool:
@@ -197,3 +215,5 @@ class ServingState:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.cluster is not None:
+            self.cluster.stop()
