@@ -1,4 +1,4 @@
-"""Fixtures for the in-cluster agent: the fake API server (`fakeapi.py`, real loopback
+"""Fixtures for the in-cluster agent: the fake API server (`tests/support/kubefake.py`, real loopback
 HTTP spoken to by the real `kubernetes` client), scripted plugin servers, and agents
 started in-process with small intervals and injected sleeps."""
 
@@ -27,7 +27,9 @@ HERE = Path(__file__).resolve().parent
 
 def _load_fakeapi() -> Any:
     # importlib import mode: sibling modules are not importable by name
-    spec = importlib.util.spec_from_file_location("agent_fakeapi", HERE / "fakeapi.py")
+    spec = importlib.util.spec_from_file_location(
+        "agent_fakeapi", HERE.parent / "support" / "kubefake.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

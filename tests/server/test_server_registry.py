@@ -1,5 +1,5 @@
 """`serve --plugins-from-cluster`: the real server, the real `kubernetes` client, and a
-loopback fake of the ConfigMap list/watch API (fakecore.py)."""
+loopback fake of the ConfigMap list/watch API (tests/support/kubefake.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ PAYLOAD_A = json.loads(
 
 def _load_fakecore() -> Any:
     # importlib import mode: sibling modules are not importable by name
-    spec = importlib.util.spec_from_file_location("server_fakecore", HERE / "fakecore.py")
+    spec = importlib.util.spec_from_file_location(
+        "server_kubefake", HERE.parent / "support" / "kubefake.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -76,7 +78,7 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
 
 def kubeconfig(tmp_path: Path, api: Any) -> dict[str, str]:
     path = tmp_path / "kubeconfig"
-    path.write_text(api.kubeconfig())
+    path.write_text(api.kubeconfig(namespace=None))
     return {"KUBECONFIG": str(path)}
 
 
@@ -86,7 +88,7 @@ def everywhere(srv: Server, check: Any, tries: int = 6) -> bool:
 
 
 def test_cluster_plugins_drive_unique_ports(start_server: Any, tmp_path: Path) -> None:
-    with fakecore.FakeCoreApi() as api:
+    with fakecore.FakeKubeApi() as api:
         api.apply(installed_plugin("unrelated", namespace="other"))  # another namespace
         memo = installed_plugin("memo-cache")
         memo["metadata"]["labels"]["workflows.argoproj.io/configmap-type"] = "Cache"
@@ -123,7 +125,7 @@ def test_cluster_plugins_drive_unique_ports(start_server: Any, tmp_path: Path) -
 
 
 def test_api_down_at_start_is_degraded_then_ready(start_server: Any, tmp_path: Path) -> None:
-    api = fakecore.FakeCoreApi(port=free_port())
+    api = fakecore.FakeKubeApi(port=free_port())
     srv: Server = start_server(
         ["--workers", "1", "--plugins-from-cluster"], env=kubeconfig(tmp_path, api)
     )

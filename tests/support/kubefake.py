@@ -1,13 +1,16 @@
-"""A small fake of the Kubernetes API endpoints the agent uses, on a loopback socket.
+"""A small fake of the Kubernetes API endpoints our code calls, on a loopback socket,
+for the real `kubernetes` client (the in-cluster agent's TaskSets, the webhook's
+cluster plugin registry).
 
 No kube-apiserver can run here (shared/research/tools.md section 4). `kmock` 0.8's
 `KubernetesEmulator` was tried first: it serves every list with resourceVersion `"..."`,
 ignores `resourceVersion` on watches (every watch replays every object), has no 410 and
 no status subresource, which are exactly the behaviours under test. So this fake
-implements, for `argoproj.io/v1alpha1` `workflowtasksets` only:
+implements, for `argoproj.io/v1alpha1` `workflowtasksets` and core `v1` `configmaps`:
 
-- `GET .../namespaces/NS/workflowtasksets` and `GET .../workflowtasksets` (all
-  namespaces): a list with one `metadata.resourceVersion` for the whole collection;
+- `GET .../namespaces/NS/<plural>` and `GET .../<plural>` (all namespaces): a list
+  with one `metadata.resourceVersion` for the whole API (one counter, as etcd has);
+  `labelSelector` supports a label key (existence), what the registry sends;
 - the same with `?watch=true&resourceVersion=RV`: chunked JSON lines of every event
   after RV, then new events as they happen, until `timeoutSeconds` or `close_watches()`;
   an RV older than the compaction point gets Kubernetes' 410 ERROR event;
@@ -16,7 +19,9 @@ implements, for `argoproj.io/v1alpha1` `workflowtasksets` only:
   ignores everything else), a new resourceVersion and a MODIFIED event;
 - scripted failures (`fail(...)`) and a record of every request.
 
-Tests change objects through `create`, `update` and `delete`, as the controller would.
+Tests change objects through `create` (TaskSets), `apply` (any object), `update` and
+`delete`, as the controller or `kubectl apply` would. `FakeKubeApi(port=N)` binds a
+fixed port, so a test can point a kubeconfig at an API that is not up yet.
 """
 
 from __future__ import annotations
@@ -35,9 +40,16 @@ from urllib.parse import parse_qs, urlsplit
 
 PREFIX = "/apis/argoproj.io/v1alpha1"
 _PATH = re.compile(
-    r"^/apis/argoproj\.io/v1alpha1(?:/namespaces/(?P<ns>[^/]+))?/workflowtasksets"
+    r"^(?:/apis/argoproj\.io/v1alpha1|/api/v1)(?:/namespaces/(?P<ns>[^/]+))?"
+    r"/(?P<plural>workflowtasksets|configmaps)"
     r"(?:/(?P<name>[^/]+)(?P<sub>/status)?)?$"
 )
+# plural -> (apiVersion, kind) of its objects
+_KINDS = {
+    "workflowtasksets": ("argoproj.io/v1alpha1", "WorkflowTaskSet"),
+    "configmaps": ("v1", "ConfigMap"),
+}
+_PLURALS = {kind: plural for plural, (_, kind) in _KINDS.items()}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -74,8 +86,8 @@ class Failure:
 
 @dataclass
 class _State:
-    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # (rv, type, obj)
     version: int = 100
     compacted: int = 0  # watches from an RV below this get 410
     generation: int = 0  # bumped by close_watches()
@@ -84,7 +96,8 @@ class _State:
 class FakeKubeApi:
     """`with FakeKubeApi() as api:` serves on `api.url` until the block ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
         self._state = _State()
         self._cond = threading.Condition()
         self.requests: list[Request] = []
@@ -117,10 +130,12 @@ class FakeKubeApi:
             def do_PATCH(self) -> None:
                 api._handle(self, "PATCH")
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.port = int(server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         ).start()
@@ -133,19 +148,20 @@ class FakeKubeApi:
             self._server.server_close()
             self._server = None
 
-    def kubeconfig(self, token: str = "fake-api-bearer-token", namespace: str = "argo") -> str:
+    def kubeconfig(
+        self, token: str = "fake-api-bearer-token", namespace: str | None = "argo"
+    ) -> str:
+        url = self.url or f"http://127.0.0.1:{self.port}"  # also before start()
+        context: dict[str, str] = {"cluster": "fake", "user": "fake"}
+        if namespace is not None:
+            context["namespace"] = namespace
         return json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                "clusters": [{"name": "fake", "cluster": {"server": url}}],
                 "users": [{"name": "fake", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "fake",
-                        "context": {"cluster": "fake", "user": "fake", "namespace": namespace},
-                    }
-                ],
+                "contexts": [{"name": "fake", "context": context}],
                 "current-context": "fake",
             }
         )
@@ -191,31 +207,45 @@ class FakeKubeApi:
         if status is not None:
             obj["status"] = copy.deepcopy(status)
         with self._cond:
-            self._state.objects[(namespace, name)] = obj
+            self._state.objects[("workflowtasksets", namespace, name)] = obj
             self._bump("ADDED", obj)
             return copy.deepcopy(obj)
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        """Create or replace any object (ADDED or MODIFIED), as `kubectl apply` would."""
+        obj = copy.deepcopy(obj)
+        key = (_PLURALS[obj["kind"]], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        with self._cond:
+            kind = "MODIFIED" if key in self._state.objects else "ADDED"
+            self._state.objects[key] = obj
+            self._bump(kind, obj)
 
     def update(self, name: str, patch: dict[str, Any], *, namespace: str = "argo") -> None:
         """A merge patch on the main resource, as the controller's createTaskSet sends."""
         with self._cond:
-            key = (namespace, name)
+            key = self._key(name, namespace)
             obj = merge_patch(self._state.objects[key], patch)
             self._state.objects[key] = obj
             self._bump("MODIFIED", obj)
 
     def delete(self, name: str, *, namespace: str = "argo") -> None:
         with self._cond:
-            obj = self._state.objects.pop((namespace, name))
+            obj = self._state.objects.pop(self._key(name, namespace))
             self._bump("DELETED", obj)
 
     def get(self, name: str, *, namespace: str = "argo") -> dict[str, Any]:
         with self._cond:
-            return copy.deepcopy(self._state.objects[(namespace, name)])
+            return copy.deepcopy(self._state.objects[self._key(name, namespace)])
 
     def nodes(self, name: str, *, namespace: str = "argo") -> dict[str, Any]:
         with self._cond:
-            obj = self._state.objects.get((namespace, name)) or {}
+            obj = self._state.objects.get(("workflowtasksets", namespace, name)) or {}
             return copy.deepcopy((obj.get("status") or {}).get("nodes") or {})
+
+    def _key(self, name: str, namespace: str) -> tuple[str, str, str]:
+        """The one object of that name (tests never reuse a name across kinds)."""
+        [key] = [k for k in self._state.objects if k[1:] == (namespace, name)]
+        return key
 
     def compact(self) -> None:
         """Forget history: a watch from any RV seen so far now gets 410 Gone."""
@@ -284,13 +314,14 @@ class FakeKubeApi:
             self._status(handler, 404, "NotFound", f"the server could not find {split.path}")
             return
         namespace, name, sub = match["ns"], match["name"], match["sub"]
+        plural, selector = match["plural"], query.get("labelSelector", "")
         if method == "GET" and name is None:
             if query.get("watch") in ("true", "1"):
-                self._watch(handler, namespace, query)
+                self._watch(handler, plural, namespace, selector, query)
             else:
-                self._list(handler, namespace)
+                self._list(handler, plural, namespace, selector)
         elif method == "PATCH" and name is not None and sub and namespace:
-            self._patch_status(handler, request, namespace, name)
+            self._patch_status(handler, request, plural, namespace, name)
         else:
             self._status(handler, 405, "MethodNotAllowed", f"{method} {split.path}")
 
@@ -318,27 +349,43 @@ class FakeKubeApi:
             },
         )
 
-    def _list(self, handler: BaseHTTPRequestHandler, namespace: str | None) -> None:
+    @staticmethod
+    def _selected(obj: dict[str, Any], plural: str, namespace: str | None, selector: str) -> bool:
+        if obj.get("kind") != _KINDS[plural][1]:
+            return False
+        if namespace is not None and obj["metadata"].get("namespace") != namespace:
+            return False
+        return not selector or selector in (obj["metadata"].get("labels") or {})
+
+    def _list(
+        self, handler: BaseHTTPRequestHandler, plural: str, namespace: str | None, selector: str
+    ) -> None:
         with self._cond:
             items = [
                 copy.deepcopy(obj)
-                for (ns, _), obj in sorted(self._state.objects.items())
-                if namespace is None or ns == namespace
+                for _, obj in sorted(self._state.objects.items())
+                if self._selected(obj, plural, namespace, selector)
             ]
             version = str(self._state.version)
+        api_version, kind = _KINDS[plural]
         self._send_json(
             handler,
             200,
             {
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "WorkflowTaskSetList",
+                "apiVersion": api_version,
+                "kind": f"{kind}List",
                 "metadata": {"resourceVersion": version},
                 "items": items,
             },
         )
 
     def _watch(
-        self, handler: BaseHTTPRequestHandler, namespace: str | None, query: dict[str, str]
+        self,
+        handler: BaseHTTPRequestHandler,
+        plural: str,
+        namespace: str | None,
+        selector: str,
+        query: dict[str, str],
     ) -> None:
         since = int(query.get("resourceVersion") or 0)
         timeout = float(query.get("timeoutSeconds") or 3600)
@@ -383,8 +430,7 @@ class FakeKubeApi:
                     fresh = [
                         (rv, kind, obj)
                         for rv, kind, obj in self._state.events
-                        if rv > cursor
-                        and (namespace is None or obj["metadata"]["namespace"] == namespace)
+                        if rv > cursor and self._selected(obj, plural, namespace, selector)
                     ]
                     if self._state.events:
                         cursor = max(cursor, self._state.events[-1][0])
@@ -405,16 +451,23 @@ class FakeKubeApi:
         handler.close_connection = True
 
     def _patch_status(
-        self, handler: BaseHTTPRequestHandler, request: Request, namespace: str, name: str
+        self,
+        handler: BaseHTTPRequestHandler,
+        request: Request,
+        plural: str,
+        namespace: str,
+        name: str,
     ) -> None:
         content_type = request.headers.get("content-type", "")
         if content_type != "application/merge-patch+json":
             self._status(handler, 415, "UnsupportedMediaType", f"unexpected {content_type}")
             return
         with self._cond:
-            obj = self._state.objects.get((namespace, name))
+            obj = self._state.objects.get((plural, namespace, name))
             if obj is None:
-                message = f'workflowtasksets.argoproj.io "{name}" not found'
+                group = _KINDS[plural][0].rpartition("/")[0]
+                resource = f"{plural}.{group}" if group else plural
+                message = f'{resource} "{name}" not found'
                 reply: tuple[int, Any] | None = None
             else:
                 patch = request.body if isinstance(request.body, dict) else {}
