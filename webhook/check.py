@@ -20,7 +20,7 @@ import click
 from webhook.errors import GuardError, ManifestError
 from webhook.executor_plugin import (
     ExecutorPlugin,
-    load_plugin_dir,
+    load_plugin_manifest,
     read_plugin,
     render_build,
     workflow_level_plugins,
@@ -206,9 +206,9 @@ def build(policies: str | None, directory: str) -> None:
     does. An Enforce violation fails the build (exit 1) and writes nothing.
     """
     policy_set = _load_policy_set(policies)
-    plugin = load_plugin_dir(directory)
+    plugin, manifest = load_plugin_manifest(directory)
     source = str(Path(directory) / "plugin.yaml")
-    document = Document(source, 0, _manifest_with_container(Path(directory), plugin))
+    document = Document(source, 0, manifest)
     verdict = policy_set.evaluate(document.obj, EvaluationContext(plugins=[plugin]))
     report = CheckReport([ResourceResult(document, verdict)], [])
     if verdict.violations:
@@ -227,15 +227,3 @@ def build(policies: str | None, directory: str) -> None:
     ):
         path.write_text(text, encoding="utf-8")
         click.echo(f"{path} created")
-
-
-def _manifest_with_container(directory: Path, plugin: ExecutorPlugin) -> dict[str, Any]:
-    """plugin.yaml as written, but with the container the build will ship (the
-    `server.*` script in args), so paths point at what the author edits."""
-    from webhook.manifests import parse_yaml
-
-    obj = parse_yaml((directory / "plugin.yaml").read_text(encoding="utf-8"))
-    sidecar = obj.get("spec", {}).get("sidecar", {}) if isinstance(obj, dict) else {}
-    if isinstance(sidecar, dict) and plugin.container is not None:
-        sidecar["container"] = plugin.container
-    return obj if isinstance(obj, dict) else {}

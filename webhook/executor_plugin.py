@@ -453,6 +453,15 @@ class BuildOutput:
 
 def load_plugin_dir(directory: str | os.PathLike[str]) -> ExecutorPlugin:
     """`plugin.yaml` of DIR, with `server.*` substituted into args (spec 2, steps 1-2)."""
+    return load_plugin_manifest(directory)[0]
+
+
+def load_plugin_manifest(
+    directory: str | os.PathLike[str],
+) -> tuple[ExecutorPlugin, dict[str, Any]]:
+    """`load_plugin_dir`, plus plugin.yaml as written but holding the container the
+    build will ship (the `server.*` script in args): what policies judge, so that
+    paths point at what the author edits."""
     root = Path(directory)
     manifest_path = root / "plugin.yaml"
     try:
@@ -477,7 +486,9 @@ def load_plugin_dir(directory: str | os.PathLike[str]) -> ExecutorPlugin:
     if servers and plugin.container is not None:
         script = Path(servers[0]).read_text(encoding="utf-8")
         plugin.container = {**plugin.container, "args": [script]}
-    return plugin
+        sidecar = obj["spec"]["sidecar"]  # present: the container was read from it
+        sidecar["container"] = plugin.container
+    return plugin, obj
 
 
 def render_build(directory: str | os.PathLike[str], plugin: ExecutorPlugin) -> BuildOutput:
