@@ -16,7 +16,8 @@ import os
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from webhook.admission import Outcome
@@ -105,8 +106,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=True)
 
 
+class WarningsToLog:
+    """Python warnings (urllib3's `InsecureRequestWarning` with a kubeconfig that skips
+    TLS verification, deprecations from libraries) as JSON log lines, once per category.
+
+    Python prints them as plain text on stderr, in the middle of the JSON lines; a
+    warning raised on every API call would also repeat on every call. The first of each
+    category is logged with its text and origin, the rest are counted, not printed.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.seen: dict[str, int] = {}
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        kind = category.__name__
+        self.seen[kind] = self.seen.get(kind, 0) + 1
+        if self.seen[kind] > 1:
+            return
+        self.logger.warning(
+            str(message),
+            extra={"category": kind, "origin": f"{filename}:{lineno}", "repeats": "not logged"},
+        )
+
+
 def configure(level: str = "info") -> None:
-    """JSON lines on stderr for the `webhook` loggers (gunicorn's go through `JsonLogger`)."""
+    """JSON lines on stderr for the `webhook` loggers (gunicorn's go through `JsonLogger`),
+    and for Python warnings, so that every stderr line is one JSON object."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("webhook")
@@ -115,3 +149,6 @@ def configure(level: str = "info") -> None:
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
+    # The filters stay as they are (urllib3 sets "always" for its security warnings);
+    # the hook decides what repeats.
+    warnings.showwarning = WarningsToLog(logging.getLogger("webhook.warnings"))
