@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "execute": "webhook.dispatch.commands:execute",
     "dev": "webhook.dispatch.commands:dev",
     "agent": "webhook.agent.commands:agent",
+    "test": "webhook.policytest.commands:test",
 }
 
 
