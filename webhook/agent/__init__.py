@@ -8,7 +8,6 @@ serves WorkflowTaskSets with the embedded dispatcher.
 """
 
 from webhook.agent.agent import Agent, AgentConfig, AgentExecutor, workflow_uid
-from webhook.agent.http import HTTPTemplateRunner
 from webhook.agent.patcher import (
     ARGO_PATCH_BACKOFF,
     PATCH_FAILED_MESSAGE,
@@ -18,6 +17,7 @@ from webhook.agent.patcher import (
     node_json,
 )
 from webhook.agent.tokens import AgentInputError, endpoints_from_env, write_token_files
+from webhook.httptemplate import HTTPTemplateRunner
 
 __all__ = [
     "ARGO_PATCH_BACKOFF",

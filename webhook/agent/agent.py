@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webhook.agent.http import HTTPTemplateRunner
 from webhook.agent.patcher import (
     ARGO_PATCH_BACKOFF,
     DEFAULT_PATCH_INTERVAL,
@@ -46,6 +45,7 @@ from webhook.agent.patcher import (
 from webhook.dispatch.executor import FINAL_PHASES, Execution, TemplateExecutor, WorkflowMeta
 from webhook.dispatch.pool import DEFAULT_WORKERS, Scheduler, Task, TaskResult, WorkerPool
 from webhook.dispatch.rpc import PluginClient
+from webhook.httptemplate import HTTPTemplateRunner
 from webhook.k8s import KubeApiError, TaskSetList, WatchEvent
 
 log = logging.getLogger(__name__)
