@@ -25,10 +25,10 @@ import pytest
 import yaml
 
 from webhook.policy import PolicySet, load_policies
-from webhook.policy.checks import REGISTRY, Finding, TargetView
-from webhook.policy.checks.pss_check import pod_security_standard
-from webhook.policy.model import Action, EvaluationContext, Target, Violation
+from webhook.policy.checks.pod_security import pod_security_standard, prepare_level
+from webhook.policy.model import Action, EvaluationContext, Finding, Target, TargetView, Violation
 from webhook.policy.pss import ALLOWED_SYSCTLS, Level, pod_security_findings
+from webhook.policy.registry import default_registry
 
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = REPO.parent / "shared" / "corpora"
@@ -557,8 +557,10 @@ def _view(pod: Mapping[str, Any]) -> TargetView:
 
 
 def test_check_is_registered_for_pods() -> None:
-    spec = REGISTRY["podSecurityStandard"]
+    spec = default_registry.get("podSecurityStandard")
+    assert spec is not None
     assert spec.function is pod_security_standard
+    assert spec.prepare({"level": "baseline"}) == "baseline"
     assert spec.targets == frozenset({Target.POD})
     validator = jsonschema.Draft202012Validator(spec.parameters_schema)
     assert validator.is_valid({"level": "baseline"})
@@ -569,11 +571,11 @@ def test_check_is_registered_for_pods() -> None:
 
 def test_check_yields_the_findings() -> None:
     pod = _pod("restricted", "fail", "hostports2.yaml")
-    findings = list(pod_security_standard(_view(pod), {"level": "restricted"}, EvaluationContext()))
+    findings = list(pod_security_standard(_view(pod), "restricted", EvaluationContext()))
     assert findings == [Finding(p, m) for p, m in pod_security_findings(pod, "restricted")]
     assert len(findings) == 2
-    with pytest.raises(ValueError):
-        list(pod_security_standard(_view(pod), {"level": "nope"}, EvaluationContext()))
+    with pytest.raises(ValueError, match="level must be one of"):
+        prepare_level({"level": "nope"})
 
 
 def _policy() -> dict[str, Any]:

@@ -10,10 +10,9 @@ from typing import Any
 import yaml
 from secrets_testkit import make_token
 
-from webhook.policy.checks import TargetView
-from webhook.policy.model import Action, EvaluationContext, Target
+from webhook.policy.checks.inline_secrets import inline_secrets, prepare_secret_scan
+from webhook.policy.model import Action, EvaluationContext, Target, TargetView
 from webhook.secrets import SecretFinding, config_from_parameters, scan
-from webhook.secrets.check import inline_secrets
 
 TOKEN = make_token("ghp_{an:36}", "walker")
 PASSWORD = make_token("{an:12}{d:2}", "walker-pw")
@@ -320,12 +319,12 @@ def test_check_actions_plugin_enforce_elsewhere_policy_default() -> None:
     params = {"pluginAction": "Enforce"}
     ctx = EvaluationContext()
     obj = plugin_configmap(TOKEN)
-    findings = list(inline_secrets(view_of(obj, FakePlugin(obj)), params, ctx))
+    findings = list(inline_secrets(view_of(obj, FakePlugin(obj)), prepare_secret_scan(params), ctx))
     assert [(f.path, f.action) for f in findings] == [
         ("data[sidecar.container].env[0].value", Action.ENFORCE)
     ]
     obj = pod(container(env=[{"name": "T", "value": TOKEN}]))
-    findings = list(inline_secrets(view_of(obj), params, ctx))
+    findings = list(inline_secrets(view_of(obj), prepare_secret_scan(params), ctx))
     assert [(f.path, f.action) for f in findings] == [("spec.containers[0].env[0].value", None)]
     assert TOKEN not in findings[0].message
 
@@ -333,11 +332,16 @@ def test_check_actions_plugin_enforce_elsewhere_policy_default() -> None:
 def test_check_exemptions_by_kind_and_namespace() -> None:
     obj = pod(container(env=[{"name": "T", "value": TOKEN}]))
     ctx = EvaluationContext()
-    assert list(inline_secrets(view_of(obj), {"exempt": {"kinds": ["Pod"]}}, ctx)) == []
+    assert (
+        list(inline_secrets(view_of(obj), prepare_secret_scan({"exempt": {"kinds": ["Pod"]}}), ctx))
+        == []
+    )
     assert (
         list(
             inline_secrets(
-                view_of(obj, namespace="dev-1"), {"exempt": {"namespaces": ["dev-*"]}}, ctx
+                view_of(obj, namespace="dev-1"),
+                prepare_secret_scan({"exempt": {"namespaces": ["dev-*"]}}),
+                ctx,
             )
         )
         == []
@@ -346,7 +350,9 @@ def test_check_exemptions_by_kind_and_namespace() -> None:
         len(
             list(
                 inline_secrets(
-                    view_of(obj, namespace="prod"), {"exempt": {"namespaces": ["dev-*"]}}, ctx
+                    view_of(obj, namespace="prod"),
+                    prepare_secret_scan({"exempt": {"namespaces": ["dev-*"]}}),
+                    ctx,
                 )
             )
         )

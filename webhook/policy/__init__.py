@@ -1,6 +1,6 @@
 """The policy engine shared by the webhook and the CLI."""
 
-from webhook.policy.engine import Policy, PolicySet, load_policies
+from webhook.policy.engine import Policy, PolicySet, load_policies, load_policy_file
 from webhook.policy.loader import bundled_policies_dir
 from webhook.policy.model import Action, EvaluationContext, Target, Verdict, Violation
 
@@ -14,4 +14,5 @@ __all__ = [
     "Violation",
     "bundled_policies_dir",
     "load_policies",
+    "load_policy_file",
 ]

@@ -17,11 +17,30 @@ from typing import Any
 
 import jsonschema
 
+from webhook.errors import PolicyLoadError
 from webhook.paths import join_path
-from webhook.policy.checks import REGISTRY, CheckSpec, Finding, TargetView
+
+# Importing the package registers the built-in checks in `default_registry`; the list of
+# them is that package's `__init__`. The engine itself never names a check.
+from webhook.policy import checks as _builtin_checks  # noqa: F401
 from webhook.policy.fastschema import compile_error_paths, compile_validity
-from webhook.policy.loader import bundled_policies_dir, read_policy_documents
-from webhook.policy.model import Action, EvaluationContext, Patch, Target, Verdict, Violation
+from webhook.policy.loader import (
+    bundled_policies_dir,
+    read_policy_documents,
+    read_policy_file,
+    validate_policy_document,
+)
+from webhook.policy.model import (
+    Action,
+    EvaluationContext,
+    Finding,
+    Patch,
+    Target,
+    TargetView,
+    Verdict,
+    Violation,
+)
+from webhook.policy.registry import CheckRegistry, CheckSpec, default_registry
 from webhook.policy.targets import ResourceViews
 
 _PLACEHOLDER = re.compile(r"\{(container|name|namespace|kind|plugin)\}")
@@ -117,20 +136,20 @@ class SchemaRule:
 
 
 class CheckRule:
-    """A named built-in check with its (already validated) parameters."""
+    """A registered check with its parameters, validated and prepared once at load."""
 
-    __slots__ = ("message", "name", "parameters", "spec")
+    __slots__ = ("message", "name", "prepared", "spec")
 
     def __init__(
-        self, spec: CheckSpec, parameters: Mapping[str, Any], message: str | None, name: str | None
+        self, spec: CheckSpec[Any], prepared: Any, message: str | None, name: str | None
     ) -> None:
         self.spec = spec
-        self.parameters = parameters
+        self.prepared = prepared
         self.message = message
         self.name = name
 
     def findings(self, view: TargetView, context: EvaluationContext) -> Iterator[Finding]:
-        for finding in self.spec.function(view, self.parameters, context):
+        for finding in self.spec.function(view, self.prepared, context):
             template = self.message if self.message is not None else finding.message
             yield Finding(finding.path, render_message(template, view), finding.action)
 
@@ -149,21 +168,29 @@ class Policy:
     source: str
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any], source: str) -> Policy:
+    def from_document(
+        cls, document: Mapping[str, Any], source: str, checks: CheckRegistry | None = None
+    ) -> Policy:
+        """The policy of one document, validated first (PolicyLoadError naming `source`,
+        the policy and the field; an unknown check is named, with the closest known one).
+
+        `checks` is where `check:` names are looked up (the built-in checks by default).
+        """
+        registry = checks if checks is not None else default_registry
+        validate_policy_document(document, source, registry)
+        return cls._from_valid_document(document, source, registry)
+
+    @classmethod
+    def _from_valid_document(
+        cls, document: Mapping[str, Any], source: str, checks: CheckRegistry
+    ) -> Policy:
         match = document["match"]
         rules: list[Rule] = []
-        for rule in document["rules"]:
+        for index, rule in enumerate(document["rules"]):
             if "schema" in rule:
                 rules.append(SchemaRule(rule["schema"], rule["message"], rule.get("name")))
             else:
-                rules.append(
-                    CheckRule(
-                        REGISTRY[rule["check"]],
-                        rule.get("parameters", {}),
-                        rule.get("message"),
-                        rule.get("name"),
-                    )
-                )
+                rules.append(_check_rule(rule, checks, source, document["id"], index))
         kinds = match.get("kinds")
         return cls(
             id=document["id"],
@@ -197,6 +224,24 @@ class Policy:
                         )
 
 
+def _check_rule(
+    rule: Mapping[str, Any], checks: CheckRegistry, source: str, policy_id: str, index: int
+) -> CheckRule:
+    """Look the check up and prepare its parameters (validated by the loader already)."""
+    spec = checks.get(rule["check"])
+    if spec is None:  # validated against another registry than the one given here
+        raise PolicyLoadError(
+            source, f"unknown check {rule['check']!r}", policy_id, f"rules[{index}].check"
+        )
+    try:
+        prepared = spec.prepare(rule.get("parameters", {}))
+    except ValueError as exc:
+        raise PolicyLoadError(
+            source, f"check {spec.name!r}: {exc}", policy_id, f"rules[{index}].parameters"
+        ) from None
+    return CheckRule(spec, prepared, rule.get("message"), rule.get("name"))
+
+
 class PolicySet:
     """A loaded, validated set of policies; immutable, safe to share between threads."""
 
@@ -223,47 +268,26 @@ class PolicySet:
         return Verdict(tuple(violations))
 
 
-# A plugin ConfigMap and a Pod that touch every target and every lazily built piece
-# (the Kubernetes container model, the secret detector, the PSS tables).
-_WARM_UP_OBJECTS: tuple[dict[str, Any], ...] = (
-    {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": "warm-up-executor-plugin",
-            "labels": {"workflows.argoproj.io/configmap-type": "ExecutorPlugin"},
-        },
-        "data": {
-            "sidecar.container": "name: warm-up\nimage: example:1\nports: [{containerPort: 1}]\n"
-            "resources: {requests: {cpu: 1m, memory: 1Mi}, limits: {cpu: 1m, memory: 1Mi}}\n"
-            "securityContext: {runAsNonRoot: true}\nenv: [{name: A, value: b}]\n"
-        },
-    },
-    {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "warm-up", "annotations": {"a": "b"}},
-        "spec": {"containers": [{"name": "c", "image": "example:1", "args": ["--x=y"]}]},
-    },
-)
-
-
-def warm_up(policy_set: PolicySet) -> None:
-    """Evaluate a few sample objects, so that the first real review does not pay for
-    imports and caches built on first use (about 150 ms). A server calls this before
-    forking its workers, which then inherit the work."""
-    for obj in _WARM_UP_OBJECTS:
-        policy_set.evaluate(obj, EvaluationContext(namespace="default"))
-
-
-def load_policies(directory: str | Path | None = None) -> PolicySet:
-    """Load and validate every policy in `directory` (the bundled set when None).
+def load_policies(
+    directory: str | Path | None = None, *, checks: CheckRegistry | None = None
+) -> PolicySet:
+    """Load and validate every policy in `directory` (the bundled set when None), each
+    check rule prepared once; `checks` as for `Policy.from_document`.
 
     Raises `PolicyLoadError` naming the file, the policy and the field at the first
     problem: a set is loaded whole or not at all.
     """
     root = Path(directory) if directory is not None else bundled_policies_dir()
-    documents = read_policy_documents(root)
+    registry = checks if checks is not None else default_registry
+    documents = read_policy_documents(root, registry)
     return PolicySet(
-        [Policy.from_document(document, source) for source, document in documents], str(root)
+        [Policy._from_valid_document(document, source, registry) for source, document in documents],
+        str(root),
     )
+
+
+def load_policy_file(path: str | Path, *, checks: CheckRegistry | None = None) -> Policy:
+    """Load one policy file (validated, named `<id>.yaml`); `checks` as for `from_document`."""
+    registry = checks if checks is not None else default_registry
+    document = read_policy_file(Path(path), registry)
+    return Policy._from_valid_document(document, str(path), registry)

@@ -15,8 +15,8 @@ import yaml
 from webhook.errors import PolicyLoadError
 from webhook.manifests import parse_yaml
 from webhook.paths import format_path, join_path
-from webhook.policy.checks import REGISTRY, load_builtin_checks
 from webhook.policy.model import Action, Target
+from webhook.policy.registry import CheckRegistry
 
 API_VERSION = "argo-plugin-guard/v1"
 POLICY_KIND = "Policy"
@@ -108,13 +108,15 @@ def policy_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in POLICY_SUFFIXES)
 
 
-def read_policy_documents(directory: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(file, policy document) for every policy file, each validated on its own."""
-    load_builtin_checks()
+def read_policy_documents(
+    directory: Path, checks: CheckRegistry
+) -> list[tuple[str, dict[str, Any]]]:
+    """(file, policy document) for every policy file, each validated on its own
+    (`check:` names against `checks`)."""
     documents = []
     seen: dict[str, str] = {}
     for path in policy_files(directory):
-        document = read_policy_file(path)
+        document = read_policy_file(path, checks)
         policy_id = document["id"]
         if policy_id in seen:
             raise PolicyLoadError(
@@ -125,7 +127,7 @@ def read_policy_documents(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     return documents
 
 
-def read_policy_file(path: Path) -> dict[str, Any]:
+def read_policy_file(path: Path, checks: CheckRegistry) -> dict[str, Any]:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -140,7 +142,7 @@ def read_policy_file(path: Path) -> dict[str, Any]:
         raise PolicyLoadError(source, f"invalid YAML: {exc}") from None
     if not isinstance(document, dict):
         raise PolicyLoadError(source, "a policy file must hold one YAML mapping")
-    validate_policy_document(document, source)
+    validate_policy_document(document, source, checks)
     if path.stem != document["id"]:
         raise PolicyLoadError(
             source, f"the file must be named {document['id']}.yaml", document["id"], "id"
@@ -148,7 +150,9 @@ def read_policy_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def validate_policy_document(document: Mapping[str, Any], source: str) -> None:
+def validate_policy_document(
+    document: Mapping[str, Any], source: str, checks: CheckRegistry
+) -> None:
     """Raise PolicyLoadError for the first problem, in document order."""
     policy_id = document.get("id") if isinstance(document.get("id"), str) else None
     errors = sorted(_META_VALIDATOR.iter_errors(document), key=_error_order)
@@ -157,11 +161,16 @@ def validate_policy_document(document: Mapping[str, Any], source: str) -> None:
         field, message = _explain(error)
         raise PolicyLoadError(source, message, policy_id, field or None)
     for index, rule in enumerate(document["rules"]):
-        _validate_rule(rule, source, policy_id, index, document["match"]["targets"])
+        _validate_rule(rule, source, policy_id, index, document["match"]["targets"], checks)
 
 
 def _validate_rule(
-    rule: Mapping[str, Any], source: str, policy_id: str | None, index: int, targets: list[str]
+    rule: Mapping[str, Any],
+    source: str,
+    policy_id: str | None,
+    index: int,
+    targets: list[str],
+    checks: CheckRegistry,
 ) -> None:
     field = f"rules[{index}]"
     has_schema, has_check = "schema" in rule, "check" in rule
@@ -187,12 +196,12 @@ def _validate_rule(
             ) from None
         return
     name = rule["check"]
-    spec = REGISTRY.get(name)
+    spec = checks.get(name)
     if spec is None:
         raise PolicyLoadError(
             source,
-            f"unknown check {name!r}{_did_you_mean(name, REGISTRY)}; known checks: "
-            + ", ".join(sorted(REGISTRY)),
+            f"unknown check {name!r}{_did_you_mean(name, checks.names())}; known checks: "
+            + ", ".join(checks.names()),
             policy_id,
             f"{field}.check",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,42 @@ class Target(StrEnum):
     CONTAINER = "container"  # every container of Pods, workloads and Argo workflows
     POD = "pod"  # Pods and the pod templates of workloads: {"metadata", "spec"}
     RESOURCE = "resource"  # the whole object as submitted
+
+
+@dataclass(slots=True)
+class TargetView:
+    """One thing a policy is applied to, cut out of a resource.
+
+    `value` is what schemas and checks see (a container, a pod, the whole resource...);
+    `path` is where `value` sits inside the submitted resource, so that finding paths can
+    be reported from the resource's root. `plugin` is the parsed ExecutorPlugin when the
+    resource is (or contains) one, so no check has to parse `sidecar.container` again.
+    """
+
+    target: Target
+    value: Any
+    path: str
+    resource: Mapping[str, Any]
+    kind: str
+    namespace: str | None
+    name: str
+    container_name: str | None = None
+    plugin: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's result on one view. `path` is relative to the view's value ("" means the
+    value itself).
+
+    `action`, when set, overrides the policy's action for this finding (the secret
+    policy enforces on plugin ConfigMaps and only warns elsewhere).
+    """
+
+    path: str
+    message: str
+    action: Action | None = None
 
 
 @dataclass(frozen=True, slots=True)

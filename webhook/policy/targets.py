@@ -16,8 +16,7 @@ from webhook.executor_plugin import ExecutorPlugin, read_plugin, workflow_level_
 from webhook.kinds import ARGO_WORKFLOW_KINDS, POD_CONTAINER_LISTS, POD_TEMPLATE_PATHS
 from webhook.manifests import object_name, object_namespace
 from webhook.paths import join_path
-from webhook.policy.checks import TargetView
-from webhook.policy.model import EvaluationContext, Target
+from webhook.policy.model import EvaluationContext, Target, TargetView
 
 # Argo template fields that hold a container, or a list of them.
 TEMPLATE_CONTAINER_FIELDS = ("container", "script")

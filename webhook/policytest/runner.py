@@ -17,9 +17,15 @@ from pathlib import Path
 from webhook.check import plugins_in
 from webhook.errors import GuardError, ManifestError
 from webhook.manifests import Document, expand_paths, parse_documents, read_source
-from webhook.policy import Action, EvaluationContext, Policy, PolicySet, Violation, load_policies
-from webhook.policy.checks import load_builtin_checks
-from webhook.policy.loader import read_policy_file
+from webhook.policy import (
+    Action,
+    EvaluationContext,
+    Policy,
+    PolicySet,
+    Violation,
+    load_policies,
+    load_policy_file,
+)
 from webhook.policy.targets import ResourceViews
 from webhook.policytest.suite import Expectation, Suite, SuiteError, load_suite
 
@@ -55,9 +61,7 @@ def load_policy_paths(paths: Sequence[Path], source: str) -> PolicySet:
         if path.is_dir():
             loaded = list(load_policies(path).policies)
         elif path.is_file():
-            load_builtin_checks()
-            document = read_policy_file(path)
-            loaded = [Policy.from_document(document, str(path))]
+            loaded = [load_policy_file(path)]
         else:
             raise SuiteError(source, f"policies: no such file or folder: {path}")
         for policy in loaded:

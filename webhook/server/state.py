@@ -51,7 +51,7 @@ def load_policy_set(directory: Path | None) -> Any:
     """`webhook.policy.load_policies` (bundled set when `directory` is None), warmed up
     so that the first review after a (re)load is as fast as the others."""
     from webhook.policy import load_policies
-    from webhook.policy.engine import warm_up
+    from webhook.server.warmup import warm_up
 
     policy_set = load_policies(directory)
     warm_up(policy_set)

@@ -1,4 +1,5 @@
-"""The built-in checks: what a JSON Schema cannot say about executor plugins.
+"""Checks on an ExecutorPlugin as a whole: can Argo read it, its name, its service
+account, its port beside the other plugins.
 
 Each check cites the part of `shared/research/argo-plugins-spec.md` it encodes.
 """
@@ -18,9 +19,8 @@ from webhook.executor_plugin import (
     ExecutorPlugin,
 )
 from webhook.paths import join_path
-from webhook.policy.checks import Finding, TargetView, register
-from webhook.policy.model import EvaluationContext, Target
-from webhook.quantity import QuantityError, parse_quantity
+from webhook.policy.model import EvaluationContext, Finding, Target, TargetView
+from webhook.policy.registry import register
 
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -91,83 +91,6 @@ def _leaf(path: str) -> str:
     if path.endswith("]"):
         return path[path.rindex("[") + 1 : -1]
     return path.rsplit(".", 1)[-1]
-
-
-@register(
-    "resourceQuantities",
-    targets=[Target.PLUGIN_SIDECAR, Target.CONTAINER],
-    parameters_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "resources": {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1},
-                "description": "resource names that must appear in requests and limits",
-            },
-            "maxLimits": {
-                "type": "object",
-                "additionalProperties": {"type": ["string", "number"]},
-            },
-            "maxRequests": {
-                "type": "object",
-                "additionalProperties": {"type": ["string", "number"]},
-            },
-        },
-    },
-    description="requests and limits present, valid quantities, limits >= requests, caps.",
-)
-def resource_quantities(
-    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
-) -> Iterator[Finding]:
-    required = parameters.get("resources", ["cpu", "memory"])
-    resources = view.value.get("resources")
-    resources = resources if isinstance(resources, dict) else {}
-    parsed: dict[str, dict[str, Any]] = {}
-    for section in ("requests", "limits"):
-        values = resources.get(section)
-        values = values if isinstance(values, dict) else {}
-        parsed[section] = {}
-        for name in required:
-            path = join_path("resources", section, name)
-            if name not in values or values[name] in (None, ""):
-                yield Finding(
-                    path,
-                    f"resources.{section}.{name} is required for {{container}}: set it "
-                    f"(for example {_EXAMPLES.get((section, name), '...')})",
-                )
-        for name, raw in values.items():
-            path = join_path("resources", section, str(name))
-            if raw in (None, ""):
-                continue
-            try:
-                parsed[section][name] = parse_quantity(raw)
-            except QuantityError as exc:
-                yield Finding(path, f"resources.{section}.{name} {exc}")
-    for name, request in parsed["requests"].items():
-        limit = parsed["limits"].get(name)
-        if limit is not None and limit < request:
-            yield Finding(
-                join_path("resources", "limits", str(name)),
-                f"resources.limits.{name} is lower than resources.requests.{name}: "
-                "the API server refuses a pod like that; raise the limit",
-            )
-    for section, cap_key in (("limits", "maxLimits"), ("requests", "maxRequests")):
-        for name, cap in parameters.get(cap_key, {}).items():
-            value = parsed[section].get(name)
-            if value is not None and value > parse_quantity(cap):
-                yield Finding(
-                    join_path("resources", section, name),
-                    f"resources.{section}.{name} exceeds the cap of {cap} set by this policy",
-                )
-
-
-_EXAMPLES = {
-    ("requests", "cpu"): "cpu: 100m",
-    ("requests", "memory"): "memory: 32Mi",
-    ("limits", "cpu"): "cpu: 200m",
-    ("limits", "memory"): "memory: 64Mi",
-}
 
 
 @register(
@@ -260,51 +183,3 @@ def plugin_service_account(
         f"'{plugin.service_account_name}.service-account-token') must exist in every "
         "namespace that runs workflows, or the agent pod is not created",
     )
-
-
-@register(
-    "argoPluginTemplates",
-    targets=[Target.RESOURCE],
-    description="The `plugin:` templates of Argo workflows are valid as Argo defines them.",
-)
-def argo_plugin_templates(
-    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
-) -> Iterator[Finding]:
-    # spec 1.3: Template.plugin is a JSON object with exactly one key (UnmarshalJSON),
-    # and plugin templates may not set podResources or resourceClaims (validate.go).
-    spec = view.value.get("spec")
-    base = "spec"
-    if view.kind == "CronWorkflow" and isinstance(spec, dict):
-        spec, base = spec.get("workflowSpec"), "spec.workflowSpec"
-    templates = spec.get("templates") if isinstance(spec, dict) else None
-    if not isinstance(templates, list):
-        return
-    for index, template in enumerate(templates):
-        if not isinstance(template, dict) or "plugin" not in template:
-            continue
-        path = join_path(base, "templates", index)
-        plugin = template["plugin"]
-        if not isinstance(plugin, dict):
-            go_type = {bool: "bool", str: "string", list: "array"}.get(type(plugin), "number")
-            yield Finding(
-                join_path(path, "plugin"),
-                f"json: cannot unmarshal {go_type} into Go value of type "
-                "map[string]interface {}: `plugin` must be a mapping with one key, the plugin's name",
-            )
-        elif len(plugin) != 1:
-            yield Finding(
-                join_path(path, "plugin"),
-                f"expected exactly one key, got {len(plugin)}: write `plugin: {{<name>: ...}}`",
-            )
-        name = template.get("name", index)
-        for field in ("podResources", "resourceClaims"):
-            if field in template:
-                yield Finding(
-                    join_path(path, field),
-                    f"templates.{name}.{field} is not supported for Plugin templates",
-                )
-
-
-# Checks that live beside the code they wrap register themselves on import.
-from webhook.policy.checks import pss_check  # noqa: E402,F401
-from webhook.secrets import check as secrets_check  # noqa: E402,F401

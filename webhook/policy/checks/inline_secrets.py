@@ -1,8 +1,9 @@
-"""The `inlineSecrets` built-in check (policy `no-inline-secrets`).
+"""Check `inlineSecrets` (policy `no-inline-secrets`): the adapter of the `webhook.secrets`
+library to the policy engine.
 
-Loaded by `webhook.policy.checks.builtin` (`from webhook.secrets import check`). It
-scans the whole resource (Target.RESOURCE) and reuses the ExecutorPlugin container the
-engine already parsed. Findings inside an executor plugin (plugin ConfigMap, plugin.yaml,
+It scans the whole resource (Target.RESOURCE) and reuses the ExecutorPlugin container the
+engine already parsed. The scan configuration (compiled rules, allow list) is built once
+per policy rule when the policy loads (`prepare`). Findings inside an executor plugin (plugin ConfigMap, plugin.yaml,
 a Workflow's `executorPlugins`) carry `pluginAction` (default Enforce); the others take
 the policy's own action (Warn in the shipped policy).
 """
@@ -10,13 +11,13 @@ the policy's own action (Warn in the shipped policy).
 from __future__ import annotations
 
 import fnmatch
-import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from webhook.policy.checks import Finding, TargetView, register
-from webhook.policy.model import Action, EvaluationContext, Target
-from webhook.secrets import ScanConfig, config_from_parameters, default_config, scan
+from webhook.policy.model import Action, EvaluationContext, Finding, Target, TargetView
+from webhook.policy.registry import Parameters, register
+from webhook.secrets import RuleError, ScanConfig, config_from_parameters, default_config, scan
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
@@ -68,59 +69,65 @@ PARAMETERS_SCHEMA: dict[str, Any] = {
 
 _PLUGIN_KINDS = frozenset({"ConfigMap", "ExecutorPlugin"})
 
-# Compiled configs per parameters object (the engine keeps one mapping per loaded rule;
-# we keep a reference so its id cannot be reused while cached).
-_CACHE: dict[int, tuple[Mapping[str, Any], ScanConfig]] = {}
-_LOCK = threading.Lock()
+
+@dataclass(frozen=True, slots=True)
+class SecretScanRule:
+    """The prepared parameters: how to scan, what is exempt, the action inside plugins."""
+
+    config: ScanConfig
+    exempt_kinds: frozenset[str]
+    exempt_namespaces: tuple[str, ...]
+    plugin_action: Action
+
+    def exempts(self, kind: str, namespace: str | None) -> bool:
+        if kind in self.exempt_kinds:
+            return True
+        return namespace is not None and any(
+            fnmatch.fnmatchcase(namespace, pattern) for pattern in self.exempt_namespaces
+        )
 
 
-def _config(parameters: Mapping[str, Any]) -> ScanConfig:
-    if not parameters:
-        return default_config()
-    cached = _CACHE.get(id(parameters))
-    if cached is not None and cached[0] is parameters:
-        return cached[1]
-    config = config_from_parameters(parameters)
-    with _LOCK:
-        if len(_CACHE) > 64:
-            _CACHE.clear()
-        _CACHE[id(parameters)] = (parameters, config)
-    return config
+def prepare_secret_scan(parameters: Parameters) -> SecretScanRule:
+    """Compile the rule's scan configuration (RuleError, a ValueError, on a bad regex)."""
+    try:
+        config = config_from_parameters(parameters) if parameters else default_config()
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
+    exempt = parameters.get("exempt") or {}
+    return SecretScanRule(
+        config=config,
+        exempt_kinds=frozenset(exempt.get("kinds") or ()),
+        exempt_namespaces=tuple(exempt.get("namespaces") or ()),
+        plugin_action=Action(parameters.get("pluginAction", Action.ENFORCE.value)),
+    )
 
 
 @register(
     "inlineSecrets",
     targets=[Target.RESOURCE],
+    prepare=prepare_secret_scan,
     parameters_schema=PARAMETERS_SCHEMA,
     description="Secrets written inline in a manifest (env values, args, scripts, "
     "annotations, ConfigMap data, the executor plugin's sidecar container).",
 )
 def inline_secrets(
-    view: TargetView, parameters: Mapping[str, Any], context: EvaluationContext
+    view: TargetView, rule: SecretScanRule, context: EvaluationContext
 ) -> Iterator[Finding]:
     """Report every inline secret of the resource, with a redacted hint and the fix."""
-    exempt = parameters.get("exempt") or {}
-    if view.kind in (exempt.get("kinds") or ()):
+    if rule.exempts(view.kind, view.namespace or context.namespace):
         return
-    namespace = view.namespace or context.namespace
-    if namespace is not None and any(
-        fnmatch.fnmatchcase(namespace, pattern) for pattern in exempt.get("namespaces") or ()
-    ):
+    resource = view.value
+    if not isinstance(resource, Mapping):
         return
-    config = _config(parameters)
     plugin = view.plugin
     container = getattr(plugin, "container", None) if plugin is not None else None
     container_path = getattr(plugin, "container_path", None) if plugin is not None else None
     whole_is_plugin = plugin is not None and view.kind in _PLUGIN_KINDS
-    plugin_action = Action(parameters.get("pluginAction", Action.ENFORCE.value))
-    value = view.value
-    if not isinstance(value, Mapping):
-        return
     for finding in scan(
-        value,
+        resource,
         container_override=container if isinstance(container, Mapping) else None,
         container_path=container_path if isinstance(container_path, str) else None,
-        config=config,
+        config=rule.config,
     ):
         in_plugin = whole_is_plugin or finding.in_plugin or ".executorPlugins[" in finding.path
-        yield Finding(finding.path, finding.message, plugin_action if in_plugin else None)
+        yield Finding(finding.path, finding.message, rule.plugin_action if in_plugin else None)
