@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from webhook.admission import BadReview, format_warning, mutate, validate
-from webhook.admission.review import MAX_WARNINGS, WARNING_SOFT_LIMIT
+from webhook.admission.review import MAX_WARNINGS, WARNING_HARD_LIMIT
 from webhook.policy.model import Action, EvaluationContext, Verdict, Violation
 
 ENFORCE = Violation(
@@ -109,7 +109,7 @@ def test_every_enforce_reason_in_status_warnings_separate_audit_silent() -> None
         assert f"[{v.policy}] {v.path}: {v.message}" in message
     assert "plugin-seccomp-profile" not in message and "plugin-image-pinned" not in message
     assert response["warnings"] == [
-        "[plugin-seccomp-profile] data[sidecar.container].securityContext.seccompProfile: set it"
+        "[plugin-seccomp-profile] sidecar.securityContext.seccompProfile: set it"
     ]
     assert "plugin-image-pinned" not in str(response)
     assert out.violations == (ENFORCE, WARN, ENFORCE2, AUDIT)
@@ -128,12 +128,14 @@ def test_audit_only_answer_is_bare() -> None:
     assert out.violations == (AUDIT,)
 
 
-def test_long_warning_truncated_keeps_policy_and_path() -> None:
+def test_long_warning_is_cut_only_past_what_the_api_server_keeps() -> None:
     v = Violation("plugin-ports", Action.WARN, "data[sidecar.container].ports[0]", "x" * 500)
     text = format_warning(v)
-    assert len(text) <= WARNING_SOFT_LIMIT
-    assert text.startswith("[plugin-ports] data[sidecar.container].ports[0]: xxx")
+    assert len(text) == WARNING_HARD_LIMIT
+    assert text.startswith("[plugin-ports] sidecar.ports[0]: xxx")
     assert text.endswith("…")
+    fits = Violation("plugin-ports", Action.WARN, "data[sidecar.container].ports[0]", "y" * 200)
+    assert format_warning(fits) == "[plugin-ports] sidecar.ports[0]: " + "y" * 200
 
 
 def test_pathological_path_warning_is_bounded() -> None:

@@ -197,15 +197,44 @@ def _clean(text: str, limit: int) -> str:
     return text
 
 
+# Where a warning's path starts: the plugin's container and its ConfigMap or
+# ExecutorPlugin wrapper say "sidecar"; pod templates drop their spec.template.spec.
+# Longest first: a Workflow's executorPlugins[i] keeps its index.
+_SHORT_PATH_PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^spec\.(executorPlugins\[\d+\])\.spec\.sidecar\.container(?=[.\[]|$)"),
+        r"\1.sidecar",
+    ),
+    (re.compile(r"^spec\.(executorPlugins\[\d+\])\.spec\.sidecar(?=[.\[]|$)"), r"\1.sidecar"),
+    (re.compile(r"^data\[sidecar\.container\](?=[.\[]|$)"), "sidecar"),
+    (re.compile(r"^data\[sidecar\.([A-Za-z]+)\]"), r"sidecar.\1"),
+    (re.compile(r"^spec\.sidecar\.container(?=[.\[]|$)"), "sidecar"),
+    (re.compile(r"^spec\.(?:jobTemplate\.spec\.)?template\.spec\.(?=\w)"), ""),
+    (re.compile(r"^metadata\.(?=(?:labels|annotations)\[)"), ""),
+)
+
+
+def short_path(path: str) -> str:
+    """The path as a warning shows it: `sidecar.securityContext.seccompProfile` for
+    `data[sidecar.container].securityContext.seccompProfile`. Denials keep the full path."""
+    for pattern, replacement in _SHORT_PATH_PREFIXES:
+        shortened, count = pattern.subn(replacement, path, count=1)
+        if count:
+            return shortened
+    return path
+
+
 def format_warning(violation: Violation) -> str:
-    """`[policy] path: message`, at most 120 characters, keeping the policy id and path."""
-    prefix = _CONTROL.sub(" ", f"[{violation.policy}] {violation.path}: ")
+    """`[policy] short.path: what to do`, within 120 characters when the wording allows
+    and never cut below 256 (the API server's own limit): the fix is the last part of
+    the line, which is exactly what a cut would remove."""
+    prefix = _CONTROL.sub(" ", f"[{violation.policy}] {short_path(violation.path)}: ")
     if len(prefix) > WARNING_HARD_LIMIT - 20:
         # A pathological path: keep its head and tail, the policy id is in front.
         keep = (WARNING_HARD_LIMIT - 24) // 2
         prefix = prefix[:keep] + "…" + prefix[-keep:]
-    budget = max(WARNING_SOFT_LIMIT - len(prefix), 20)
-    return prefix + _clean(violation.message, budget)
+    text = violation.warning or violation.message
+    return prefix + _clean(text, WARNING_HARD_LIMIT - len(prefix))
 
 
 def format_denial(enforced: Sequence[Violation]) -> str:

@@ -106,9 +106,11 @@ class Match:
 class SchemaRule:
     """A JSON Schema (Draft 2020-12) the target must satisfy; one violation per error."""
 
-    __slots__ = ("error_paths", "is_valid", "message", "name", "validator")
+    __slots__ = ("error_paths", "is_valid", "message", "name", "validator", "warning")
 
-    def __init__(self, schema: Any, message: str, name: str | None) -> None:
+    def __init__(
+        self, schema: Any, message: str, name: str | None, warning: str | None = None
+    ) -> None:
         self.validator = jsonschema.Draft202012Validator(schema)
         # Most objects comply: a compiled predicate answers that in ~1 µs, and the
         # full validator (exact errors and paths) runs only when it says "invalid".
@@ -116,42 +118,60 @@ class SchemaRule:
         self.error_paths = compile_error_paths(schema) if self.is_valid is not None else None
         self.message = message
         self.name = name
+        self.warning = warning
 
     def findings(self, view: TargetView, context: EvaluationContext) -> Iterator[Finding]:
         if self.is_valid is not None and self.is_valid(view.value):
             return
         message = render_message(self.message, view)
+        warning = render_message(self.warning, view) if self.warning else ""
         if self.error_paths is not None:
             for parts in self.error_paths(view.value, ()):
-                yield Finding(join_path("", *parts), message)
+                yield Finding(join_path("", *parts), message, warning=warning)
             return
         for error in self.validator.iter_errors(view.value):
             base = list(error.absolute_path)
             if error.validator == "required" and isinstance(error.instance, dict):
                 for missing in error.validator_value:
                     if missing not in error.instance:
-                        yield Finding(join_path("", *base, missing), message)
+                        yield Finding(join_path("", *base, missing), message, warning=warning)
             else:
-                yield Finding(join_path("", *base), message)
+                yield Finding(join_path("", *base), message, warning=warning)
 
 
 class CheckRule:
     """A registered check with its parameters, validated and prepared once at load."""
 
-    __slots__ = ("message", "name", "prepared", "spec")
+    __slots__ = ("message", "name", "prepared", "spec", "warning")
 
     def __init__(
-        self, spec: CheckSpec[Any], prepared: Any, message: str | None, name: str | None
+        self,
+        spec: CheckSpec[Any],
+        prepared: Any,
+        message: str | None,
+        name: str | None,
+        warning: str | None = None,
     ) -> None:
         self.spec = spec
         self.prepared = prepared
         self.message = message
         self.name = name
+        self.warning = warning
 
     def findings(self, view: TargetView, context: EvaluationContext) -> Iterator[Finding]:
         for finding in self.spec.function(view, self.prepared, context):
-            template = self.message if self.message is not None else finding.message
-            yield Finding(finding.path, render_message(template, view), finding.action)
+            # A rule's own message replaces the check's; its own warning replaces the
+            # check's short form, which would no longer match that message.
+            if self.message is not None:
+                message, warning = self.message, self.warning or ""
+            else:
+                message, warning = finding.message, self.warning or finding.warning
+            yield Finding(
+                finding.path,
+                render_message(message, view),
+                finding.action,
+                render_message(warning, view) if warning else "",
+            )
 
 
 Rule = SchemaRule | CheckRule
@@ -188,7 +208,11 @@ class Policy:
         rules: list[Rule] = []
         for index, rule in enumerate(document["rules"]):
             if "schema" in rule:
-                rules.append(SchemaRule(rule["schema"], rule["message"], rule.get("name")))
+                rules.append(
+                    SchemaRule(
+                        rule["schema"], rule["message"], rule.get("name"), rule.get("warning")
+                    )
+                )
             else:
                 rules.append(_check_rule(rule, checks, source, document["id"], index))
         kinds = match.get("kinds")
@@ -221,6 +245,7 @@ class Policy:
                             finding.action or self.action,
                             concat_paths(view.path, finding.path),
                             finding.message,
+                            finding.warning,
                         )
 
 
@@ -239,7 +264,7 @@ def _check_rule(
         raise PolicyLoadError(
             source, f"check {spec.name!r}: {exc}", policy_id, f"rules[{index}].parameters"
         ) from None
-    return CheckRule(spec, prepared, rule.get("message"), rule.get("name"))
+    return CheckRule(spec, prepared, rule.get("message"), rule.get("name"), rule.get("warning"))
 
 
 class PolicySet:

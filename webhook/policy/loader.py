@@ -70,6 +70,9 @@ POLICY_META_SCHEMA: dict[str, Any] = {
                     "check": {"type": "string", "minLength": 1},
                     "parameters": {"type": "object"},
                     "message": {"type": "string", "minLength": 1},
+                    # what a kubectl warning shows: the fix in a few words (the path is
+                    # shown beside it); kubectl cuts warnings past 120 characters
+                    "warning": {"type": "string", "minLength": 1, "maxLength": 90},
                 },
             },
         },

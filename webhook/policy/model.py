@@ -60,6 +60,9 @@ class Finding:
     path: str
     message: str
     action: Action | None = None
+    # The short form `kubectl apply` shows as a warning: what to do, in a few words
+    # (the path is shown beside it). Empty: the message is shown.
+    warning: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,8 @@ class Violation:
     action: Action
     path: str
     message: str
+    # What a kubectl warning shows instead of `message` (see `Finding.warning`).
+    warning: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {

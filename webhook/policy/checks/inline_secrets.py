@@ -130,4 +130,9 @@ def inline_secrets(
         config=rule.config,
     ):
         in_plugin = whole_is_plugin or finding.in_plugin or ".executorPlugins[" in finding.path
-        yield Finding(finding.path, finding.message, rule.plugin_action if in_plugin else None)
+        yield Finding(
+            finding.path,
+            finding.message,
+            rule.plugin_action if in_plugin else None,
+            f"{finding.rule} {finding.hint!r} inline: use a Secret via valueFrom.secretKeyRef",
+        )

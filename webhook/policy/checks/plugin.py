@@ -56,6 +56,7 @@ def plugin_format(
             join_path(metadata_path, "name"),
             f"the ConfigMap name {configmap_name!r} is not a valid Kubernetes name "
             "(lower-case letters, digits, '-' and '.'): the API server would refuse it",
+            warning="use lower-case letters, digits, '-' and '.' (the API server refuses this name)",
         )
     for key, value in plugin.labels.items():
         if not _LABEL_VALUE.match(value):
@@ -65,6 +66,7 @@ def plugin_format(
                 f"label {key!r} has a value that is not a valid label value (at most 63 "
                 "letters, digits, '-', '_' or '.', starting and ending alphanumeric); "
                 "move free text such as versions to an annotation",
+                warning="not a valid label value: move free text to an annotation",
             )
     if plugin.kind != EXECUTOR_PLUGIN_KIND:
         # spec 3.2: the controller only accepts this exact value and ignores the rest.
@@ -77,6 +79,7 @@ def plugin_format(
             f"the {'configmap-type label' if plugin.form == FORM_CONFIGMAP else 'kind'} must be "
             f"exactly {EXECUTOR_PLUGIN_KIND!r} (it is {shown}): Argo silently "
             "ignores any other value, so this plugin would never be loaded",
+            warning=f"set exactly {EXECUTOR_PLUGIN_KIND!r} (Argo ignores other values)",
         )
 
 
@@ -122,6 +125,7 @@ def unique_plugin_ports(
             join_path(plugin.container_path, "ports", 0, "containerPort"),
             f"port {port} is already used by plugin {other.name!r}{where}: plugins share "
             "the agent pod's network, so the second one cannot bind; pick another port",
+            warning=f"pick another port: plugin {other.name!r}{where} has {port}",
         )
 
 
@@ -153,6 +157,7 @@ def plugin_configmap_name(
             "(`argo executor-plugin build` names it so); Argo then uses the whole name as "
             f"the plugin name, and its service account becomes "
             f"{plugin.resource_name + NAME_SUFFIX!r}",
+            warning=f"name it {plugin.resource_name + NAME_SUFFIX!r}, as `argo executor-plugin build` does",
         )
 
 
@@ -182,4 +187,6 @@ def plugin_service_account(
         f"{plugin.service_account_name!r} (and on Kubernetes >= 1.24 its token Secret "
         f"'{plugin.service_account_name}.service-account-token') must exist in every "
         "namespace that runs workflows, or the agent pod is not created",
+        warning=f"create service account {plugin.service_account_name!r} and its token "
+        "Secret in every workflow namespace",
     )

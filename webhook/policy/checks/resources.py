@@ -107,6 +107,7 @@ def resource_quantities(
                 join_path("resources", "limits", str(name)),
                 f"resources.limits.{name} is lower than resources.requests.{name}: "
                 "the API server refuses a pod like that; raise the limit",
+                warning=f"raise it to at least resources.requests.{name}",
             )
     for cap in rules.caps:
         value = quantities[cap.section].get(cap.resource)
@@ -127,4 +128,5 @@ def _missing(
                 join_path("resources", section, name),
                 f"resources.{section}.{name} is required for {{container}}: set it "
                 f"(for example {_EXAMPLES.get((section, name), '...')})",
+                warning=f"set it, e.g. {_EXAMPLES.get((section, name), '...')}",
             )
