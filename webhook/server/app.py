@@ -202,10 +202,12 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     state._on_reload = metrics.reload  # count reloads of a preloaded state too
     state.start(config.reload_interval)
     if config.plugins_cluster is not None:
-        from webhook.k8s import PluginConfigMapApi
+        from webhook.kube import Cluster, kinds
 
         cluster = config.plugins_cluster
-        state.watch_cluster(lambda: PluginConfigMapApi(cluster), config.plugins_namespaces)
+        state.watch_cluster(
+            lambda: Cluster(cluster).resource(kinds.CONFIG_MAP), config.plugins_namespaces
+        )
     review_log = ReviewLog(config.log_fd, enabled=config.review_log)
 
     def validate(body: object) -> Outcome:

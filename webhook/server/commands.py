@@ -182,7 +182,7 @@ def serve(
         raise click.UsageError("--plugins-namespace needs --plugins-from-cluster")
     plugins_cluster = None
     if plugins_from_cluster:
-        from webhook.k8s import load_config
+        from webhook.kube import load_config
 
         plugins_cluster = load_config()  # KubeConfigError: one line, exit 2
     _metrics_dir()  # before anything imports prometheus_client

@@ -31,7 +31,7 @@ class ServerConfig:
     log_fd: int | None = None
     fast_path: bool = True
     state: Any = None
-    # serve --plugins-from-cluster: a `webhook.k8s.ClusterConfig` (loaded in the master,
+    # serve --plugins-from-cluster: a `webhook.kube.ClusterConfig` (loaded in the master,
     # so a broken kubeconfig fails before any worker starts) and the namespaces to
     # watch (empty: all).
     plugins_cluster: Any = None
