@@ -404,3 +404,14 @@ def test_every_call_has_a_timeout(tmp_path: Path, kube: Any) -> None:
         cluster.resource(kinds.CONFIG_MAP).get("slow", "argo")
     assert caught.value.code == 0 and "timed out" in caught.value.message.lower()
     assert time.monotonic() - started < 1.9  # neither attempt waited for the answer
+
+
+def test_a_resource_can_have_its_own_timeout(cluster: Cluster, kube: Any) -> None:
+    """The cluster's read timeout here is 5 s; the Lease client's is 0.3 s."""
+    kube.stall("GET", "/namespaces/argo/leases/slow", 2.0, times=2)
+    leases = cluster.resource(kinds.LEASE, request_timeout=(1.0, 0.3))
+    started = time.monotonic()
+    with pytest.raises(KubeApiError) as caught:
+        leases.get("slow", "argo")
+    assert caught.value.code == 0 and caught.value.transient
+    assert time.monotonic() - started < 1.9
