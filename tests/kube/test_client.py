@@ -415,3 +415,36 @@ def test_a_resource_can_have_its_own_timeout(cluster: Cluster, kube: Any) -> Non
         leases.get("slow", "argo")
     assert caught.value.code == 0 and caught.value.transient
     assert time.monotonic() - started < 1.9
+
+
+def test_an_answer_that_is_not_a_status_is_shortened_text(tmp_path: Path, kube: Any) -> None:
+    """A proxy's HTML error page: the code and its text (one line, bounded), no Status."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Proxy(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            page = b"<html>\n<body>Bad   Gateway</body>\n</html>" + b" x" * 500
+            self.send_response(502)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = tmp_path / "kubeconfig.json"
+        path.write_text(
+            kube.kubeconfig().replace(kube.url, f"http://127.0.0.1:{server.server_port}")
+        )
+        with Cluster.connect(str(path)) as cluster, pytest.raises(KubeApiError) as caught:
+            cluster.resource(kinds.CONFIG_MAP).get("x", "argo")
+    finally:
+        server.shutdown()
+        server.server_close()
+    error = caught.value
+    assert error.code == 502 and error.transient and error.status == {}
+    assert error.message.startswith("<html> <body>Bad Gateway</body> </html>")
+    assert "\n" not in error.message and len(error.message) <= 300
