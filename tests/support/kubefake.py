@@ -105,7 +105,7 @@ RESOURCES = [
     Resource(
         "argoproj.io", "v1alpha1", "clusterworkflowtemplates", "ClusterWorkflowTemplate", False
     ),
-    Resource("argoproj.io", "v1alpha1", "cronworkflows", "CronWorkflow"),
+    Resource("argoproj.io", "v1alpha1", "cronworkflows", "CronWorkflow", True, True),
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
     Resource(
         "admissionregistration.k8s.io",

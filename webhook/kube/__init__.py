@@ -5,7 +5,6 @@
     cluster = Cluster.connect(kubeconfig=None)   # path, $KUBECONFIG, ~/.kube/config, in-cluster
     cluster.namespace                            # the context's / the pod's namespace, or "default"
     secrets = cluster.resource(kinds.SECRET)     # one ResourceClient for any kinds.Kind
-    leases = cluster.resource(kinds.LEASE, request_timeout=(2.0, 5.0))  # (connect, read) s
 
     secrets.get(name, namespace=ns) -> dict
     secrets.create(obj, namespace=ns) -> dict    # 409 .already_exists; generateName works
@@ -22,10 +21,7 @@
                   field_selector=None, bookmarks=True) -> Watch
         # iterate: WatchEvent(type, object) incl. BOOKMARK; .stop() from another thread;
         # 410 -> KubeApiError .gone: list again and watch from the new list's version
-    cluster.close()                              # also: `with Cluster.connect() as cluster:`
-
-Every call has a timeout: `Cluster.connect(request_timeout=(10.0, 30.0))` by default, or
-the resource's own; a watch reads for its `timeout` plus 30 s.
+    cluster.close()
 
 Objects are plain JSON dicts. `namespace=None` on a namespaced kind's list/watch is every
 namespace; a namespaced object needs one (or carries it in `metadata.namespace` for

@@ -119,18 +119,16 @@ class Transport:
         body: Any = None,
         content_type: str | None = None,
         read_timeout: float | None = None,
-        timeout: Timeout | None = None,
     ) -> BaseHTTPResponse:
-        """Send one request; a 2xx answer is returned unread, anything else raised.
-        `timeout` replaces the transport's (connect, read); `read_timeout` its read part."""
+        """Send one request; a 2xx answer is returned unread, anything else raised."""
         url = self._host + path
         if query:
             url += "?" + urlencode(query)
         payload = None if body is None else json.dumps(body).encode()
         if payload is not None and content_type is None:
             content_type = "application/json"
-        connect, read = timeout or self.request_timeout
-        limits = self._urllib3.Timeout(
+        connect, read = self.request_timeout
+        timeout = self._urllib3.Timeout(
             connect=connect, read=read if read_timeout is None else read_timeout
         )
         try:
@@ -139,7 +137,7 @@ class Transport:
                 url,
                 body=payload,
                 headers=self._headers(content_type),
-                timeout=limits,
+                timeout=timeout,
                 preload_content=False,
                 retries=self._retries,
             )
@@ -162,10 +160,9 @@ class Transport:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str | None = None,
-        timeout: Timeout | None = None,
     ) -> JsonObject:
         """One request whose answer is a JSON object."""
-        response = self.open(method, path, query, body, content_type, timeout=timeout)
+        response = self.open(method, path, query, body, content_type)
         try:
             data = response.read()
         except (self._urllib3.exceptions.HTTPError, OSError) as exc:
@@ -197,29 +194,19 @@ class Watch:
     """One watch request: iterate for events (once); `stop()` from any thread ends it."""
 
     def __init__(
-        self,
-        transport: Transport,
-        path: str,
-        query: dict[str, str],
-        timeout: float,
-        request_timeout: Timeout | None = None,
+        self, transport: Transport, path: str, query: dict[str, str], timeout: float
     ) -> None:
         self._transport = transport
         self._path = path
         self._query = query
         self._timeout = timeout
-        self._request_timeout = request_timeout
         self._lock = threading.Lock()
         self._response: BaseHTTPResponse | None = None
         self._stopped = False
 
     def __iter__(self) -> Iterator[WatchEvent]:
         response = self._transport.open(
-            "GET",
-            self._path,
-            self._query,
-            read_timeout=self._timeout + WATCH_READ_MARGIN,
-            timeout=self._request_timeout,
+            "GET", self._path, self._query, read_timeout=self._timeout + WATCH_READ_MARGIN
         )
         with self._lock:
             self._response = response
@@ -286,16 +273,11 @@ def _lines(response: BaseHTTPResponse) -> Iterator[bytes]:
 
 class ResourceClient:
     """Every call for one `Kind`. `namespace` is required for the objects of a namespaced
-    kind; `None` on `list`/`watch` of a namespaced kind means every namespace.
-    `request_timeout` (connect, read seconds) replaces the cluster's for these calls
-    (leader election renews within a deadline)."""
+    kind; `None` on `list`/`watch` of a namespaced kind means every namespace."""
 
-    def __init__(
-        self, transport: Transport, kind: Kind, request_timeout: Timeout | None = None
-    ) -> None:
+    def __init__(self, transport: Transport, kind: Kind) -> None:
         self.transport = transport
         self.kind = kind
-        self.request_timeout = request_timeout
 
     def __repr__(self) -> str:
         return f"ResourceClient({self.kind})"
@@ -303,7 +285,7 @@ class ResourceClient:
     # ------------------------------------------------------------------ reads
 
     def get(self, name: str, namespace: str | None = None) -> JsonObject:
-        return self._typed(self._request("GET", self.kind.path(namespace, name)))
+        return self._typed(self.transport.request("GET", self.kind.path(namespace, name)))
 
     def pages(
         self,
@@ -322,7 +304,7 @@ class ResourceClient:
         token = ""
         for _ in range(MAX_PAGES):
             page_query = {**query, "continue": token} if token else query
-            answer = self._request("GET", path, page_query)
+            answer = self.transport.request("GET", path, page_query)
             metadata = answer.get("metadata") or {}
             token = str(metadata.get("continue") or "")
             items = [
@@ -371,9 +353,7 @@ class ResourceClient:
         if bookmarks:
             query["allowWatchBookmarks"] = "true"
         query["timeoutSeconds"] = str(int(timeout))
-        return Watch(
-            self.transport, self.kind.path(namespace), query, float(timeout), self.request_timeout
-        )
+        return Watch(self.transport, self.kind.path(namespace), query, float(timeout))
 
     # ------------------------------------------------------------------ writes
 
@@ -382,7 +362,7 @@ class ResourceClient:
         instead of a name lets the server pick one."""
         body = self._body(obj)
         namespace = self._namespace_of(body, namespace)
-        return self._typed(self._request("POST", self.kind.path(namespace), body=body))
+        return self._typed(self.transport.request("POST", self.kind.path(namespace), body=body))
 
     def update(self, obj: Mapping[str, Any], namespace: str | None = None) -> JsonObject:
         """PUT the whole object; a stale `metadata.resourceVersion` is a 409 `conflict`."""
@@ -441,21 +421,9 @@ class ResourceClient:
             body["preconditions"] = preconditions
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
-        return self._request("DELETE", self.kind.path(namespace, name), body=body)
+        return self.transport.request("DELETE", self.kind.path(namespace, name), body=body)
 
     # ------------------------------------------------------------------ helpers
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-    ) -> JsonObject:
-        return self.transport.request(
-            method, path, query, body, content_type, timeout=self.request_timeout
-        )
 
     def _put(self, obj: Mapping[str, Any], namespace: str | None, sub: str) -> JsonObject:
         body = self._body(obj)
@@ -464,7 +432,7 @@ class ResourceClient:
         if not name:
             raise ValueError(f"{self.kind.kind}: update needs metadata.name")
         path = self.kind.path(namespace, name, sub)
-        return self._typed(self._request("PUT", path, body=body))
+        return self._typed(self.transport.request("PUT", path, body=body))
 
     def _patch(
         self,
@@ -487,7 +455,7 @@ class ResourceClient:
             query["fieldManager"] = field_manager
         content_type = PATCH_CONTENT_TYPES[patch_type]
         path = self.kind.path(namespace, name, sub)
-        answer = self._request("PATCH", path, query, body=patch, content_type=content_type)
+        answer = self.transport.request("PATCH", path, query, body=patch, content_type=content_type)
         return self._typed(answer)
 
     def _body(self, obj: Mapping[str, Any]) -> JsonObject:
@@ -542,9 +510,8 @@ class Cluster:
         """The namespace kubectl would use: the context's, the pod's, or `default`."""
         return self.config.namespace
 
-    def resource(self, kind: Kind, *, request_timeout: Timeout | None = None) -> ResourceClient:
-        """The client of one kind (cheap: every resource shares the connection pool)."""
-        return ResourceClient(self.transport, kind, request_timeout)
+    def resource(self, kind: Kind) -> ResourceClient:
+        return ResourceClient(self.transport, kind)
 
     def close(self) -> None:
         self.transport.close()

@@ -36,6 +36,9 @@ class ServerConfig:
     # watch (empty: all).
     plugins_cluster: Any = None
     plugins_namespaces: tuple[str, ...] = ()
+    # serve --tls-secret-name: the folder whose status.json the certificate controller (in
+    # the master) writes; /readyz is 503 until it says a certificate is in place.
+    tls_status_dir: Path | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ServerConfig:
