@@ -108,6 +108,9 @@ validate.yaml refuses both set at once.
 {{- if and .Values.mutating.enabled (gt (int .Values.mutating.timeoutSeconds) $t) }}
 {{- $t = int .Values.mutating.timeoutSeconds }}
 {{- end }}
+{{- if and .Values.mutating.enabled .Values.mutating.validation.enabled (gt (int .Values.mutating.validation.timeoutSeconds) $t) }}
+{{- $t = int .Values.mutating.validation.timeoutSeconds }}
+{{- end }}
 {{- $t }}
 {{- end }}
 
