@@ -29,6 +29,7 @@ from webhook.dispatch.duration import DurationError, parse_go_duration
 from webhook.dispatch.localplugin import TOKEN_DIR
 from webhook.dispatch.pool import DEFAULT_WORKERS
 from webhook.dispatch.rpc import PluginClient
+from webhook.httptemplate import HTTPTemplateRunner
 from webhook.kube import Cluster, kinds
 from webhook.server.logs import configure as configure_logs
 
@@ -153,7 +154,9 @@ def agent(
         shutdown_timeout=shutdown_timeout,
     )
     clients = [PluginClient(endpoint) for endpoint in endpoints]
-    runner = Agent(cluster.resource(kinds.WORKFLOW_TASKSET), clients, config)
+    # HTTP templates read header values from Secrets of the TaskSet's namespace
+    http = HTTPTemplateRunner(secrets=cluster.resource(kinds.SECRET))
+    runner = Agent(cluster.resource(kinds.WORKFLOW_TASKSET), clients, config, http=http)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
