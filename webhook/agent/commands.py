@@ -29,8 +29,7 @@ from webhook.dispatch.duration import DurationError, parse_go_duration
 from webhook.dispatch.localplugin import TOKEN_DIR
 from webhook.dispatch.pool import DEFAULT_WORKERS
 from webhook.dispatch.rpc import PluginClient
-from webhook.httptemplate import HTTPTemplateRunner
-from webhook.kube import Cluster, kinds
+from webhook.k8s import TaskSetApi
 from webhook.server.logs import configure as configure_logs
 
 
@@ -143,9 +142,9 @@ def agent(
         endpoints = [parse_plugin_option(value) for value in plugins]
     else:
         endpoints = endpoints_from_env(os.environ, token_dir)
-    cluster = Cluster.connect(kubeconfig)
+    api = TaskSetApi.connect(kubeconfig)
     if not namespaces and not all_namespaces:
-        namespaces = (cluster.namespace,)
+        namespaces = (api.cluster.namespace,)
     config = AgentConfig(
         namespaces=() if all_namespaces else tuple(dict.fromkeys(namespaces)),
         workers=workers,
@@ -154,9 +153,7 @@ def agent(
         shutdown_timeout=shutdown_timeout,
     )
     clients = [PluginClient(endpoint) for endpoint in endpoints]
-    # HTTP templates read header values from Secrets of the TaskSet's namespace
-    http = HTTPTemplateRunner(secrets=cluster.resource(kinds.SECRET))
-    runner = Agent(cluster.resource(kinds.WORKFLOW_TASKSET), clients, config, http=http)
+    runner = Agent(api, clients, config)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -167,7 +164,7 @@ def agent(
     try:
         runner.run(stop)
     finally:
-        cluster.close()
+        api.close()
 
 
 @agent.command("init")

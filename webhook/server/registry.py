@@ -23,17 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from webhook.kube import ResourceClient, Watch
+from typing import Any
 
 log = logging.getLogger("webhook.server.registry")
 
 EXECUTOR_PLUGIN = "ExecutorPlugin"
 TYPE_LABEL = "workflows.argoproj.io/configmap-type"
-# Argo's ConfigMap informer selects on the label key's existence (spec 3.2).
-TYPE_SELECTOR = TYPE_LABEL
 WATCH_TIMEOUT = 300  # seconds; the server ends the watch, we re-watch from the last version
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
@@ -52,15 +47,11 @@ def _is_executor_plugin(obj: dict[str, Any]) -> bool:
 
 
 class ClusterRegistry:
-    """Lists and watches plugin ConfigMaps; calls `publish(plugins)` after every change.
-
-    `connect()` gives the ConfigMaps' client (`cluster.resource(kinds.CONFIG_MAP)`); it
-    is called in the registry's thread, on first use.
-    """
+    """Lists and watches plugin ConfigMaps; calls `publish(plugins)` after every change."""
 
     def __init__(
         self,
-        connect: Callable[[], ResourceClient],
+        connect: Callable[[], Any],
         namespaces: Sequence[str],
         publish: Callable[[list[Any]], None],
     ) -> None:
@@ -70,10 +61,10 @@ class ClusterRegistry:
         self._plugins: dict[Key, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watches: dict[str | None, Watch] = {}
+        self._watches: dict[str | None, Any] = {}
         self._problems: dict[str | None, str] = {n: "not listed yet" for n in self._namespaces}
         self._threads: list[threading.Thread] = []
-        self._api: ResourceClient | None = None
+        self._api: Any = None
 
     @property
     def problem(self) -> str | None:
@@ -106,20 +97,20 @@ class ClusterRegistry:
 
     # ------------------------------------------------------------------ the loop
 
-    def _client(self) -> ResourceClient:
+    def _client(self) -> Any:
         with self._lock:
             if self._api is None:
                 self._api = self._connect()
             return self._api
 
     def _run(self, namespace: str | None) -> None:
-        from webhook.kube import KubeApiError, KubeConfigError
+        from webhook.k8s import KubeApiError, KubeConfigError
 
         delay = BACKOFF_START
         while not self._stop.is_set():
             try:
                 api = self._client()
-                listing = api.list(namespace, label_selector=TYPE_SELECTOR)
+                listing = api.list(namespace)
                 self._replace(namespace, listing.items)
                 self._set_problem(namespace, None)
                 delay = BACKOFF_START
@@ -127,7 +118,7 @@ class ClusterRegistry:
                 while not self._stop.is_set():
                     version = self._watch_once(api, namespace, version)
             except (KubeApiError, KubeConfigError) as exc:
-                if isinstance(exc, KubeApiError) and exc.gone:
+                if getattr(exc, "gone", False):
                     log.info(
                         "plugin watch expired; listing again",
                         extra={"namespace": namespace or "*"},
@@ -141,10 +132,8 @@ class ClusterRegistry:
                 return
             delay = min(delay * 2, BACKOFF_MAX)
 
-    def _watch_once(self, api: ResourceClient, namespace: str | None, version: str) -> str:
-        watch = api.watch(
-            namespace, resource_version=version, timeout=WATCH_TIMEOUT, label_selector=TYPE_SELECTOR
-        )
+    def _watch_once(self, api: Any, namespace: str | None, version: str) -> str:
+        watch = api.watch(namespace, version, WATCH_TIMEOUT)
         with self._lock:
             self._watches[namespace] = watch
         try:
