@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from webhook.errors import ManifestError, PluginError
-from webhook.k8s_model import ModelError, as_go_strings, strict_errors
+from webhook.kube.models import ModelError, as_go_strings, strict_errors
 from webhook.manifests import parse_yaml
 from webhook.paths import join_path
 

@@ -20,7 +20,7 @@ import pytest
 
 from webhook.agent import Agent, AgentConfig, PatchBackoff
 from webhook.dispatch import ManualScheduler, PluginClient, PluginEndpoint
-from webhook.k8s import TaskSetApi
+from webhook.kube import Cluster, kinds
 
 HERE = Path(__file__).resolve().parent
 
@@ -176,6 +176,7 @@ def run_agent(kubeconfig: Path) -> Iterator[Callable[..., Agent]]:
     """`run_agent(plugin_servers..., namespaces=("argo",), scheduler=None, ...)` starts an
     agent in this process on the fake API; every agent is shut down after the test."""
     agents: list[Agent] = []
+    clusters: list[Cluster] = []
 
     def start(
         *plugins: PluginServer | PluginEndpoint,
@@ -199,8 +200,10 @@ def run_agent(kubeconfig: Path) -> Iterator[Callable[..., Agent]]:
         settings = AgentConfig(
             namespaces=namespaces, patch_interval=patch_interval, **{**defaults, **config}
         )
+        cluster = Cluster.connect(str(kubeconfig))
+        clusters.append(cluster)
         agent = Agent(
-            TaskSetApi.connect(str(kubeconfig)),
+            cluster.resource(kinds.WORKFLOW_TASKSET),
             clients,
             settings,
             scheduler=scheduler,
@@ -214,6 +217,8 @@ def run_agent(kubeconfig: Path) -> Iterator[Callable[..., Agent]]:
     yield start
     for agent in agents:
         agent.shutdown()
+    for cluster in clusters:
+        cluster.close()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:

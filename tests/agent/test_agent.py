@@ -172,8 +172,7 @@ def test_410_gone_lists_again_and_forgets_what_vanished_meanwhile(
     agent = run_agent(plugin, scheduler=ManualScheduler(), relist_backoff=(60.0, 60.0))
     until(lambda: kube.nodes("gone").get("a"))
     kube.compact()  # history lost: the deletion below is never seen as an event
-    with kube._cond:
-        del kube._state.objects[("workflowtasksets", "argo", "gone")]
+    kube.delete("gone", watched=False)
     kube.create("new", {"b": HELLO_TASK}, workflow_uid="wf-uid-2")
     kube.compact()
     kube.close_watches()

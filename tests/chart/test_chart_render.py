@@ -44,6 +44,7 @@ EXISTING_SECRET = ("--set", "tls.existingSecret=my-tls", "--set", f"tls.caBundle
 CI_FILES = sorted(CI_VALUES.glob("*.yaml"))
 # Every rendering scenario the schema and policy tests go through.
 SCENARIOS: dict[str, tuple[str, ...]] = {
+    "self-managed-defaults": (),
     "cert-manager-defaults": CERT_MANAGER,
     "existing-secret-defaults": EXISTING_SECRET,
     **{f"ci-{f.stem}": ("--values", str(f)) for f in CI_FILES},
@@ -105,8 +106,8 @@ def test_helm_is_the_pinned_release(helm: Helm) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [CERT_MANAGER, EXISTING_SECRET, *(("--values", str(f)) for f in CI_FILES)],
-    ids=["cert-manager", "existing-secret", *(f"ci-{f.stem}" for f in CI_FILES)],
+    [(), CERT_MANAGER, EXISTING_SECRET, *(("--values", str(f)) for f in CI_FILES)],
+    ids=["self-managed", "cert-manager", "existing-secret", *(f"ci-{f.stem}" for f in CI_FILES)],
 )
 def test_lint_strict_passes_for_each_tls_mode(helm: Helm, args: tuple[str, ...]) -> None:
     proc = helm.run("lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, *args)
@@ -115,25 +116,17 @@ def test_lint_strict_passes_for_each_tls_mode(helm: Helm, args: tuple[str, ...])
     assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
 
 
-def test_ci_scenarios_cover_both_tls_modes() -> None:
+def test_ci_scenarios_cover_every_tls_mode() -> None:
     modes = set()
     for path in CI_FILES:
         values = yaml.safe_load(path.read_text())
         if values.get("certManager", {}).get("enabled"):
             modes.add("certManager")
-        if values.get("tls", {}).get("existingSecret"):
+        elif values.get("tls", {}).get("existingSecret"):
             modes.add("existingSecret")
-    assert modes == {"certManager", "existingSecret"}
-
-
-def test_without_tls_mode_lint_reports_and_template_fails(helm: Helm) -> None:
-    # Helm 4's lint runs `fail` leniently (logged, not fatal); install, upgrade and
-    # template are where it stops the user.
-    lint = helm.run("lint", "--strict", str(CHART))
-    assert "no TLS mode configured" in lint.stdout + lint.stderr
-    proc = helm.template_raw()
-    assert proc.returncode != 0
-    assert "no TLS mode configured" in proc.stderr
+        else:
+            modes.add("selfManaged")
+    assert modes == {"certManager", "existingSecret", "selfManaged"}
 
 
 # --------------------------------------------------------------------------- schemas
@@ -609,27 +602,35 @@ def test_existing_secret_mode(helm: Helm) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "no TLS mode configured"),
         ((*CERT_MANAGER, *EXISTING_SECRET), "choose one TLS mode"),
         (("--set", "tls.existingSecret=my-tls"), "tls.existingSecret needs tls.caBundle"),
         (
             (*CERT_MANAGER, "--set", f"tls.caBundle={CA_B64}"),
             "tls.caBundle is for tls.existingSecret",
         ),
+        (("--set", f"tls.caBundle={CA_B64}"), "without it the server manages its own TLS"),
+        (
+            (*CERT_MANAGER, "--set", "tls.selfManaged.secretName=x"),
+            "tls.selfManaged.secretName is for the self-managed TLS mode",
+        ),
     ],
-    ids=["none", "both", "secret-without-ca", "ca-with-cert-manager"],
+    ids=[
+        "both",
+        "secret-without-ca",
+        "ca-with-cert-manager",
+        "ca-without-secret",
+        "self-managed-name-with-cert-manager",
+    ],
 )
 def test_tls_mode_guards(helm: Helm, args: tuple[str, ...], message: str) -> None:
     proc = helm.template_raw(*args)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
-    if not args:
-        # The message says what to set, and why genCA is not an option.
-        for hint in ("certManager.enabled=true", "tls.existingSecret", "tls.caBundle", "genCA"):
-            assert hint in proc.stderr
 
 
-@pytest.mark.parametrize("args", [CERT_MANAGER, EXISTING_SECRET], ids=["cert-manager", "existing"])
+@pytest.mark.parametrize(
+    "args", [(), CERT_MANAGER, EXISTING_SECRET], ids=["self-managed", "cert-manager", "existing"]
+)
 def test_rendering_is_deterministic(helm: Helm, args: tuple[str, ...]) -> None:
     everything = (
         *args,

@@ -15,7 +15,7 @@ import pytest
 
 from webhook.dispatch.executor import WorkflowMeta
 from webhook.httptemplate import HTTPTemplateRunner
-from webhook.k8s import KubeApiError
+from webhook.kube import KubeApiError
 
 WORKFLOW = WorkflowMeta("wf", "argo", "uid-1")
 SECRET_VALUE = "s3cr3t-token-value-7f2a"

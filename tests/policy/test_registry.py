@@ -17,6 +17,7 @@ from webhook.policy.model import EvaluationContext, Finding, Target, TargetView
 from webhook.policy.registry import CheckRegistry, Parameters, default_registry
 
 BUILT_IN_CHECKS = {
+    "agentPodInjected",
     "argoPluginTemplates",
     "inlineSecrets",
     "pluginConfigMapName",

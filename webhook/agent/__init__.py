@@ -1,9 +1,9 @@
 """The in-cluster agent for Argo's `disableAgentPodCreation` mode (spec 4.1, 5, 6):
 serves WorkflowTaskSets with the embedded dispatcher.
 
-    api = TaskSetApi.connect()                        # webhook.k8s: KUBECONFIG or in-cluster
+    cluster = Cluster.connect()                       # webhook.kube: KUBECONFIG or in-cluster
     clients = [PluginClient(PluginEndpoint("http://localhost:4355", token, "hello"))]
-    agent = Agent(api, clients, AgentConfig(namespaces=("argo",)))
+    agent = Agent(cluster.resource(kinds.WORKFLOW_TASKSET), clients, AgentConfig(namespaces=("argo",)))
     agent.run(stop_event)                             # until stop_event is set; then drains
 """
 

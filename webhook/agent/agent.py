@@ -30,9 +30,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from webhook.agent.patcher import (
     ARGO_PATCH_BACKOFF,
@@ -46,7 +46,7 @@ from webhook.dispatch.executor import FINAL_PHASES, Execution, TemplateExecutor,
 from webhook.dispatch.pool import DEFAULT_WORKERS, Scheduler, Task, TaskResult, WorkerPool
 from webhook.dispatch.rpc import PluginClient
 from webhook.httptemplate import HTTPTemplateRunner
-from webhook.k8s import KubeApiError, TaskSetList, WatchEvent
+from webhook.kube import KubeApiError, ResourceClient, Watch
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +55,6 @@ TASKSET_KIND = "WorkflowTaskSet"
 DEFAULT_WATCH_TIMEOUT = 300  # seconds; the server ends the watch, the agent re-watches
 RELIST_BACKOFF = (1.0, 30.0)  # first and longest wait before listing again after a failure
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0  # within Kubernetes' default 30 s grace period
-
-
-class TaskSetStream(Protocol):
-    def __iter__(self) -> Iterator[WatchEvent]: ...
-
-    def stop(self) -> None: ...
-
-
-class TaskSetClient(Protocol):
-    """What the agent needs from the API (`webhook.k8s.TaskSetApi`)."""
-
-    def list(self, namespace: str | None) -> TaskSetList: ...
-
-    def watch(
-        self, namespace: str | None, resource_version: str, timeout: int
-    ) -> TaskSetStream: ...
-
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +112,14 @@ def workflow_uid(metadata: Mapping[str, Any]) -> str:
 
 
 class Agent:
-    """Serves WorkflowTaskSets; `start()`, then `shutdown()` (or `run(stop_event)`)."""
+    """Serves WorkflowTaskSets; `start()`, then `shutdown()` (or `run(stop_event)`).
+
+    `api` is the TaskSets' client: `cluster.resource(kinds.WORKFLOW_TASKSET)`.
+    """
 
     def __init__(
         self,
-        api: TaskSetClient,
+        api: ResourceClient,
         clients: Sequence[PluginClient],
         config: AgentConfig | None = None,
         *,
@@ -148,14 +133,14 @@ class Agent:
         self.clients = list(clients)
         self._lock = threading.RLock()
         self._served: dict[str, _Served] = {}
-        self._streams: dict[str | None, TaskSetStream] = {}
+        self._streams: dict[str | None, Watch] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.executor = AgentExecutor(
             self.clients, route_by_key=self.config.route_by_key, http=http
         )
         self.patcher = PatchWorker(
-            api.patch_status,
+            self._patch_status,
             interval=self.config.patch_interval,
             backoff=self.config.patch_backoff,
             sleep=sleep,
@@ -230,6 +215,9 @@ class Agent:
             client.close()
         log.info("Agent stopped")
 
+    def _patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> object:
+        return self.api.patch_status(name, patch, namespace)
+
     # ------------------------------------------------------------------ introspection
 
     def served(self) -> dict[str, str]:
@@ -273,7 +261,9 @@ class Agent:
         """Watch until stopped; a closed stream is re-opened from the last version."""
         quick_empty_closes = 0
         while not self._stopping.is_set():
-            stream = self.api.watch(scope, version, self.config.watch_timeout)
+            stream = self.api.watch(
+                scope, resource_version=version, timeout=self.config.watch_timeout
+            )
             with self._lock:
                 self._streams[scope] = stream
             if self._stopping.is_set():

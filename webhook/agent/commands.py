@@ -29,7 +29,8 @@ from webhook.dispatch.duration import DurationError, parse_go_duration
 from webhook.dispatch.localplugin import TOKEN_DIR
 from webhook.dispatch.pool import DEFAULT_WORKERS
 from webhook.dispatch.rpc import PluginClient
-from webhook.k8s import TaskSetApi
+from webhook.httptemplate import HTTPTemplateRunner
+from webhook.kube import Cluster, kinds
 from webhook.server.logs import configure as configure_logs
 
 
@@ -142,9 +143,9 @@ def agent(
         endpoints = [parse_plugin_option(value) for value in plugins]
     else:
         endpoints = endpoints_from_env(os.environ, token_dir)
-    api = TaskSetApi.connect(kubeconfig)
+    cluster = Cluster.connect(kubeconfig)
     if not namespaces and not all_namespaces:
-        namespaces = (api.cluster.namespace,)
+        namespaces = (cluster.namespace,)
     config = AgentConfig(
         namespaces=() if all_namespaces else tuple(dict.fromkeys(namespaces)),
         workers=workers,
@@ -153,7 +154,9 @@ def agent(
         shutdown_timeout=shutdown_timeout,
     )
     clients = [PluginClient(endpoint) for endpoint in endpoints]
-    runner = Agent(api, clients, config)
+    # HTTP templates read header values from Secrets of the TaskSet's namespace
+    http = HTTPTemplateRunner(secrets=cluster.resource(kinds.SECRET))
+    runner = Agent(cluster.resource(kinds.WORKFLOW_TASKSET), clients, config, http=http)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -164,7 +167,7 @@ def agent(
     try:
         runner.run(stop)
     finally:
-        api.close()
+        cluster.close()
 
 
 @agent.command("init")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.dispatch.rpc import NodeResult
-from webhook.k8s import KubeApiError
+from webhook.kube import KubeApiError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from webhook.k8s import KubeApiError
+from webhook.kube import KubeApiError
 
 SECRET_READ_ATTEMPTS = 3  # Argo retries transient errors (retry.DefaultRetry) too
 SECRET_RETRY_DELAY = 0.2  # seconds, doubled each attempt

@@ -282,7 +282,10 @@ class PolicySet:
         return next((p for p in self.policies if p.id == policy_id), None)
 
     def evaluate(self, obj: Mapping[str, Any], context: EvaluationContext | None = None) -> Verdict:
-        views = ResourceViews(obj, context or EvaluationContext())
+        context = context or EvaluationContext()
+        if context.policies is None:
+            context.policies = self  # a check may need the set it runs in (injection)
+        views = ResourceViews(obj, context)
         seen: set[Violation] = set()
         violations: list[Violation] = []
         for policy in self.policies:

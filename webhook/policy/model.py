@@ -115,11 +115,14 @@ class EvaluationContext:
     `plugins` are the other executor plugins known to be installed (the cluster's, the
     `--plugins DIR` registry, or the other resources of one `check` run); cross-plugin
     checks such as port collisions read them. `namespace` is the request namespace when
-    the object itself carries none (AdmissionReview `request.namespace`).
+    the object itself carries none (AdmissionReview `request.namespace`). `policies` is
+    the PolicySet being evaluated (set by it): the injection check reproduces the
+    mutation, whose hardening depends on the policies.
     """
 
     plugins: list[Any] = field(default_factory=list)
     namespace: str | None = None
+    policies: Any = None
     _by_port: dict[int, list[Any]] | None = field(default=None, repr=False, compare=False)
 
     def plugins_on_port(self, port: int) -> list[Any]:

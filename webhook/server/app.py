@@ -202,10 +202,12 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
     state._on_reload = metrics.reload  # count reloads of a preloaded state too
     state.start(config.reload_interval)
     if config.plugins_cluster is not None:
-        from webhook.k8s import PluginConfigMapApi
+        from webhook.kube import Cluster, kinds
 
         cluster = config.plugins_cluster
-        state.watch_cluster(lambda: PluginConfigMapApi(cluster), config.plugins_namespaces)
+        state.watch_cluster(
+            lambda: Cluster(cluster).resource(kinds.CONFIG_MAP), config.plugins_namespaces
+        )
     review_log = ReviewLog(config.log_fd, enabled=config.review_log)
 
     def validate(body: object) -> Outcome:
@@ -263,11 +265,21 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
         serving = state.policy_set is not None
         if not serving:
             problems.append("policies: not loaded")
+        certificate = None
+        if config.tls_status_dir is not None:  # serve --tls-secret-name: the master's controller
+            from webhook.certificates import ServingFiles
+
+            certificate = ServingFiles(config.tls_status_dir).status()
+            if certificate.problem:
+                problems.append(f"certificate: {certificate.problem}")
+            serving = serving and certificate.serving
         body: dict[str, Any] = {
             "status": "not ready" if not serving else "degraded" if problems else "ready",
             "policies": len(getattr(state.policy_set, "policy_ids", None) or []),
             "plugins": len(state.plugins),
         }
+        if certificate is not None:
+            body["certificate"] = {"secret": certificate.secret, "notAfter": certificate.not_after}
         if problems:
             body["problems"] = problems
         return _json_response(body, 200 if serving else 503)

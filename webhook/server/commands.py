@@ -8,6 +8,7 @@ import shutil
 import ssl
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -112,6 +113,63 @@ def _check_port_free(host: str, port: int) -> None:
     multiple=True,
     help="With --plugins-from-cluster: watch this namespace (repeatable; default: all).",
 )
+@click.option(
+    "--tls-secret-name",
+    metavar="NAMESPACE/NAME",
+    help="Self-managed TLS: keep a CA and the serving certificate in this Secret (created "
+    "if absent, renewed before expiry) and serve it; exclusive with --cert-file. "
+    "Kubeconfig from KUBECONFIG, ~/.kube/config or in-cluster.",
+)
+@click.option(
+    "--tls-service-name",
+    metavar="NAME",
+    help="With --tls-secret-name: the Service the API server calls; the certificate is for "
+    "NAME.NAMESPACE.svc (and .svc.cluster.local, NAME.NAMESPACE, NAME), NAMESPACE the "
+    "Secret's.",
+)
+@click.option(
+    "--validating-webhook-configuration",
+    "validating_configs",
+    multiple=True,
+    metavar="NAME",
+    help="With --tls-secret-name: write the CA into caBundle of every webhook of this "
+    "ValidatingWebhookConfiguration, and put it back if removed (repeatable).",
+)
+@click.option(
+    "--mutating-webhook-configuration",
+    "mutating_configs",
+    multiple=True,
+    metavar="NAME",
+    help="With --tls-secret-name: the same for a MutatingWebhookConfiguration (repeatable).",
+)
+@click.option(
+    "--tls-cert-validity",
+    default="2160h",
+    show_default=True,
+    metavar="DURATION",
+    help="With --tls-secret-name: lifetime of the serving certificate (renewed at 2/3 of it).",
+)
+@click.option(
+    "--tls-ca-validity",
+    default="43800h",
+    show_default=True,
+    metavar="DURATION",
+    help="With --tls-secret-name: lifetime of the CA (rolled over at 2/3 of it, old and new CA "
+    "trusted side by side during the switch).",
+)
+@click.option(
+    "--tls-reconcile-interval",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 3600),
+    help="With --tls-secret-name: seconds between checks of the Secret and the caBundles.",
+)
+@click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --tls-secret-name: where the served certificate files are written "
+    "[default: a fresh private folder under $TMPDIR].",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -157,6 +215,14 @@ def serve(
     plugins_dir: Path | None,
     plugins_from_cluster: bool,
     plugins_namespaces: tuple[str, ...],
+    tls_secret_name: str | None,
+    tls_service_name: str | None,
+    validating_configs: tuple[str, ...],
+    mutating_configs: tuple[str, ...],
+    tls_cert_validity: str,
+    tls_ca_validity: str,
+    tls_reconcile_interval: float,
+    tls_dir: Path | None,
     workers: int,
     threads: int,
     sans: tuple[str, ...],
@@ -180,9 +246,23 @@ def serve(
         )
     if plugins_namespaces and not plugins_from_cluster:
         raise click.UsageError("--plugins-namespace needs --plugins-from-cluster")
+    ctx = click.get_current_context()
+    tls_options = _self_managed_tls_options(
+        ctx,
+        tls_secret_name,
+        tls_service_name,
+        validating_configs,
+        mutating_configs,
+        tls_cert_validity,
+        tls_ca_validity,
+        tls_reconcile_interval,
+        tls_dir,
+        sans,
+        cert_file is not None,
+    )
     plugins_cluster = None
     if plugins_from_cluster:
-        from webhook.k8s import load_config
+        from webhook.kube import load_config
 
         plugins_cluster = load_config()  # KubeConfigError: one line, exit 2
     _metrics_dir()  # before anything imports prometheus_client
@@ -194,7 +274,19 @@ def serve(
     from webhook.server.state import ServingState
 
     ca_path: Path | None = None
-    if cert_file is None or key_file is None:
+    self_managed = None
+    if tls_options is not None:
+        from webhook.certificates.serving import SelfManagedTls, TlsOptionError
+        from webhook.server import logs
+
+        logs.configure(log_level)  # the controller's lines are JSON from the first one
+        try:
+            self_managed = SelfManagedTls.prepare(tls_options)
+        except TlsOptionError as exc:
+            raise click.UsageError(str(exc)) from exc
+        cert_file, key_file = self_managed.cert_file, self_managed.key_file
+        click.echo(self_managed.describe(), err=True)
+    elif cert_file is None or key_file is None:
         folder = state_dir or certs.default_state_dir()
         try:
             paths, created = certs.ensure_local_certs(folder, (host, *sans))
@@ -243,6 +335,7 @@ def serve(
         state=state,
         plugins_cluster=plugins_cluster,
         plugins_namespaces=plugins_namespaces,
+        tls_status_dir=self_managed.status_dir if self_managed is not None else None,
     )
     bind_host = f"[{host}]" if ":" in host else host
     options = {
@@ -254,4 +347,70 @@ def serve(
         "graceful_timeout": timeout,
         "loglevel": log_level,
     }
+    if self_managed is not None:
+        self_managed.start()  # one thread in this (the master) process, never in workers
     WebhookApplication(lambda: create_app(config), options).run()
+
+
+def _self_managed_tls_options(
+    ctx: click.Context,
+    secret: str | None,
+    service_name: str | None,
+    validating_configs: tuple[str, ...],
+    mutating_configs: tuple[str, ...],
+    cert_validity: str,
+    ca_validity: str,
+    interval: float,
+    folder: Path | None,
+    sans: tuple[str, ...],
+    has_cert_file: bool,
+) -> Any:
+    """The `--tls-*` options checked together (None without --tls-secret-name)."""
+    from click.core import ParameterSource
+
+    tls_flags = (
+        "tls_service_name",
+        "validating_configs",
+        "mutating_configs",
+        "tls_cert_validity",
+        "tls_ca_validity",
+        "tls_reconcile_interval",
+        "tls_dir",
+    )
+    given = [
+        name.replace("_", "-").replace("configs", "webhook-configuration")
+        for name in tls_flags
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    ]
+    if secret is None:
+        if given:
+            raise click.UsageError(f"--{given[0]} needs --tls-secret-name")
+        return None
+    if has_cert_file:
+        raise click.UsageError(
+            "--tls-secret-name and --cert-file/--key-file are exclusive: choose one TLS source"
+        )
+    if not service_name:
+        raise click.UsageError(
+            "--tls-secret-name needs --tls-service-name (the Service the API server calls)"
+        )
+    from webhook.certificates import RenewalPolicy, parse_duration
+
+    try:
+        policy = RenewalPolicy(
+            cert_validity=parse_duration(cert_validity), ca_validity=parse_duration(ca_validity)
+        )
+    except ValueError as exc:
+        raise click.UsageError(f"--tls-cert-validity/--tls-ca-validity: {exc}") from exc
+    from webhook.certificates.serving import TlsOptions
+
+    return TlsOptions(
+        secret=secret,
+        service_name=service_name,
+        validating=validating_configs,
+        mutating=mutating_configs,
+        extra_names=sans,
+        policy=policy,
+        interval=interval,
+        folder=folder,
+    )

@@ -31,11 +31,14 @@ class ServerConfig:
     log_fd: int | None = None
     fast_path: bool = True
     state: Any = None
-    # serve --plugins-from-cluster: a `webhook.k8s.ClusterConfig` (loaded in the master,
+    # serve --plugins-from-cluster: a `webhook.kube.ClusterConfig` (loaded in the master,
     # so a broken kubeconfig fails before any worker starts) and the namespaces to
     # watch (empty: all).
     plugins_cluster: Any = None
     plugins_namespaces: tuple[str, ...] = ()
+    # serve --tls-secret-name: the folder whose status.json the certificate controller (in
+    # the master) writes; /readyz is 503 until it says a certificate is in place.
+    tls_status_dir: Path | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ServerConfig:

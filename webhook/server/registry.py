@@ -23,12 +23,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from webhook.kube import ResourceClient, Watch
 
 log = logging.getLogger("webhook.server.registry")
 
 EXECUTOR_PLUGIN = "ExecutorPlugin"
 TYPE_LABEL = "workflows.argoproj.io/configmap-type"
+# Argo's ConfigMap informer selects on the label key's existence (spec 3.2).
+TYPE_SELECTOR = TYPE_LABEL
 WATCH_TIMEOUT = 300  # seconds; the server ends the watch, we re-watch from the last version
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
@@ -47,11 +52,15 @@ def _is_executor_plugin(obj: dict[str, Any]) -> bool:
 
 
 class ClusterRegistry:
-    """Lists and watches plugin ConfigMaps; calls `publish(plugins)` after every change."""
+    """Lists and watches plugin ConfigMaps; calls `publish(plugins)` after every change.
+
+    `connect()` gives the ConfigMaps' client (`cluster.resource(kinds.CONFIG_MAP)`); it
+    is called in the registry's thread, on first use.
+    """
 
     def __init__(
         self,
-        connect: Callable[[], Any],
+        connect: Callable[[], ResourceClient],
         namespaces: Sequence[str],
         publish: Callable[[list[Any]], None],
     ) -> None:
@@ -61,10 +70,10 @@ class ClusterRegistry:
         self._plugins: dict[Key, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watches: dict[str | None, Any] = {}
+        self._watches: dict[str | None, Watch] = {}
         self._problems: dict[str | None, str] = {n: "not listed yet" for n in self._namespaces}
         self._threads: list[threading.Thread] = []
-        self._api: Any = None
+        self._api: ResourceClient | None = None
 
     @property
     def problem(self) -> str | None:
@@ -97,20 +106,20 @@ class ClusterRegistry:
 
     # ------------------------------------------------------------------ the loop
 
-    def _client(self) -> Any:
+    def _client(self) -> ResourceClient:
         with self._lock:
             if self._api is None:
                 self._api = self._connect()
             return self._api
 
     def _run(self, namespace: str | None) -> None:
-        from webhook.k8s import KubeApiError, KubeConfigError
+        from webhook.kube import KubeApiError, KubeConfigError
 
         delay = BACKOFF_START
         while not self._stop.is_set():
             try:
                 api = self._client()
-                listing = api.list(namespace)
+                listing = api.list(namespace, label_selector=TYPE_SELECTOR)
                 self._replace(namespace, listing.items)
                 self._set_problem(namespace, None)
                 delay = BACKOFF_START
@@ -118,7 +127,7 @@ class ClusterRegistry:
                 while not self._stop.is_set():
                     version = self._watch_once(api, namespace, version)
             except (KubeApiError, KubeConfigError) as exc:
-                if getattr(exc, "gone", False):
+                if isinstance(exc, KubeApiError) and exc.gone:
                     log.info(
                         "plugin watch expired; listing again",
                         extra={"namespace": namespace or "*"},
@@ -132,8 +141,10 @@ class ClusterRegistry:
                 return
             delay = min(delay * 2, BACKOFF_MAX)
 
-    def _watch_once(self, api: Any, namespace: str | None, version: str) -> str:
-        watch = api.watch(namespace, version, WATCH_TIMEOUT)
+    def _watch_once(self, api: ResourceClient, namespace: str | None, version: str) -> str:
+        watch = api.watch(
+            namespace, resource_version=version, timeout=WATCH_TIMEOUT, label_selector=TYPE_SELECTOR
+        )
         with self._lock:
             self._watches[namespace] = watch
         try:

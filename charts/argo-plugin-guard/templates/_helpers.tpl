@@ -64,12 +64,26 @@ app.kubernetes.io/part-of: argo-plugin-guard
 {{- printf "%s.%s.svc" (include "argo-plugin-guard.fullname" .) .Release.Namespace }}
 {{- end }}
 
-{{- /* TLS: the Secret mounted at /tls, and the cert-manager Certificate that fills it. */}}
+{{- /*
+TLS mode: "certManager", "existingSecret", or "selfManaged" (the default: neither set).
+validate.yaml refuses both set at once.
+*/}}
+{{- define "argo-plugin-guard.tlsMode" -}}
+{{- if .Values.certManager.enabled }}certManager
+{{- else if .Values.tls.existingSecret }}existingSecret
+{{- else }}selfManaged
+{{- end }}
+{{- end }}
+
+{{- /* TLS: the serving Secret (mounted at /tls, or kept by the server itself). */}}
 {{- define "argo-plugin-guard.tlsSecretName" -}}
-{{- if .Values.certManager.enabled }}
-{{- printf "%s-tls" (include "argo-plugin-guard.fullname" .) }}
-{{- else }}
+{{- $mode := include "argo-plugin-guard.tlsMode" . }}
+{{- if eq $mode "existingSecret" }}
 {{- .Values.tls.existingSecret }}
+{{- else if eq $mode "selfManaged" }}
+{{- .Values.tls.selfManaged.secretName | default (printf "%s-tls" (include "argo-plugin-guard.fullname" .)) }}
+{{- else }}
+{{- printf "%s-tls" (include "argo-plugin-guard.fullname" .) }}
 {{- end }}
 {{- end }}
 
@@ -93,6 +107,9 @@ app.kubernetes.io/part-of: argo-plugin-guard
 {{- end }}
 {{- if and .Values.mutating.enabled (gt (int .Values.mutating.timeoutSeconds) $t) }}
 {{- $t = int .Values.mutating.timeoutSeconds }}
+{{- end }}
+{{- if and .Values.mutating.enabled .Values.mutating.validation.enabled (gt (int .Values.mutating.validation.timeoutSeconds) $t) }}
+{{- $t = int .Values.mutating.validation.timeoutSeconds }}
 {{- end }}
 {{- $t }}
 {{- end }}
@@ -128,7 +145,9 @@ service:
   namespace: {{ $root.Release.Namespace }}
   path: {{ .path }}
   port: {{ $root.Values.service.port }}
-{{- if not $root.Values.certManager.enabled }}
+{{- /* Only tls.existingSecret renders a caBundle: cert-manager's cainjector or the
+server itself (self-managed) write it, and a rendered one would be a GitOps diff. */}}
+{{- if eq (include "argo-plugin-guard.tlsMode" $root) "existingSecret" }}
 caBundle: {{ $root.Values.tls.caBundle | quote }}
 {{- end }}
 {{- end }}

@@ -9,10 +9,11 @@ the library itself never imports the policy package.
 
 from webhook.policy.checks import (
     argo_templates,
+    injection,
     inline_secrets,
     plugin,
     pod_security,
     resources,
 )
 
-__all__ = ["argo_templates", "inline_secrets", "plugin", "pod_security", "resources"]
+__all__ = ["argo_templates", "injection", "inline_secrets", "plugin", "pod_security", "resources"]

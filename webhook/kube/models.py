@@ -7,8 +7,9 @@ The set of legal fields is taken from the generated API model that the `kubernet
 client ships (`openapi_types` / `attribute_map` of each `V1...` class), so it follows
 the Kubernetes version the package was generated from instead of a hand-typed list.
 
-Only the model classes are read (pure data, through `webhook.k8s`); nothing here talks
-to a cluster.
+Only the model classes are read (pure data); nothing here talks to a cluster. They are
+imported on first use (`api_models()`): ~0.3 s that a `check` which parses no container
+should not pay.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from functools import cache
 from typing import Any
 
 from webhook.jsontypes import type_word, with_article
-from webhook.k8s import api_models
 from webhook.paths import PathPart, join_path
 
 # `List[V1EnvVar]`, `Dict[str, str]`, `V1Probe`, `int`, `object`...
 _LIST = re.compile(r"^List\[(.+)\]$")
 _DICT = re.compile(r"^Dict\[str, (.+)\]$")
+
+
+@cache
+def api_models() -> Any:
+    """The `kubernetes.client` module, whose `V1...` classes describe the API types."""
+    from kubernetes import client
+
+    return client
 
 
 @dataclass(frozen=True, slots=True)

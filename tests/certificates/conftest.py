@@ -1,0 +1,88 @@
+"""The loopback fake API (tests/support/kubefake.py) with the chart's two webhook
+configurations, and a kubeconfig pointing at it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+NAMESPACE = "argo-plugin-guard"
+SERVICE = "guard"
+SECRET = "guard-tls"
+VALIDATING = "guard-validating"
+MUTATING = "guard-mutating"
+
+
+def _load_kubefake() -> Any:
+    # importlib import mode: sibling modules are not importable by name
+    spec = importlib.util.spec_from_file_location(
+        "certificates_kubefake", HERE.parent / "support" / "kubefake.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kubefake = _load_kubefake()
+
+
+def webhook_configuration(kind: str, name: str, webhooks: list[str]) -> dict[str, Any]:
+    """As the chart renders it: no caBundle."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": f"{hook}.{SERVICE}.{NAMESPACE}.svc",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "clientConfig": {
+                    "service": {"name": SERVICE, "namespace": NAMESPACE, "path": "/validate"}
+                },
+            }
+            for hook in webhooks
+        ],
+    }
+
+
+def install_configurations(api: Any) -> None:
+    api.apply(
+        webhook_configuration(
+            "ValidatingWebhookConfiguration", VALIDATING, ["plugin-configmaps", "workloads"]
+        )
+    )
+    api.apply(webhook_configuration("MutatingWebhookConfiguration", MUTATING, ["pods"]))
+
+
+def ca_bundles(api: Any) -> list[str | None]:
+    out = []
+    for plural, name in (
+        ("validatingwebhookconfigurations", VALIDATING),
+        ("mutatingwebhookconfigurations", MUTATING),
+    ):
+        obj = api.get(name, namespace="", plural=plural)
+        out += [w["clientConfig"].get("caBundle") for w in obj["webhooks"]]
+    return out
+
+
+@pytest.fixture
+def fake_api() -> Iterator[Any]:
+    with kubefake.FakeKubeApi() as api:
+        install_configurations(api)
+        yield api
+
+
+@pytest.fixture
+def kubeconfig(fake_api: Any, tmp_path: Path) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(fake_api.kubeconfig(namespace=NAMESPACE))
+    return path
