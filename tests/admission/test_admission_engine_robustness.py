@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from webhook import admission
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "payloads"
+if not PAYLOADS.is_dir():  # only outside CI: tests/conftest.py fails a CI run without it
+    pytest.skip("shared/ is missing: this module reads its bench payloads", allow_module_level=True)
 BASE: dict[str, Any] = json.loads((PAYLOADS / "b-plugin-configmap-violating.json").read_text())
 POD: dict[str, Any] = json.loads((PAYLOADS / "c-pod-agent-3-containers.json").read_text())
 

@@ -48,6 +48,8 @@ def make_token(template: str, seed: int | str = 0, fill: str | None = None) -> s
 
 
 def load_corpus() -> list[dict[str, Any]]:
+    if not SECRETS_CORPUS.parents[2].is_dir():  # outside CI; CI fails in tests/conftest.py
+        pytest.skip(f"needs {SECRETS_CORPUS} (shared/ is missing)")
     if not SECRETS_CORPUS.exists():
         pytest.fail(f"secrets corpus missing: {SECRETS_CORPUS} (expected shared/ beside the repo)")
     return [json.loads(line) for line in SECRETS_CORPUS.read_text("utf-8").splitlines() if line]

@@ -224,6 +224,8 @@ def plugin_configmaps() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+if not PLUGINS.parent.is_dir():  # only outside CI: tests/conftest.py fails a CI run without it
+    pytest.skip("shared/ is missing: this module reads its corpora", allow_module_level=True)
 PLUGIN_CONFIGMAPS = plugin_configmaps()
 
 

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from .conftest import Client, Server
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+if not SHARED.is_dir():  # only outside CI: tests/conftest.py fails a CI run without it
+    pytest.skip("shared/ is missing: this module reads its bench payloads", allow_module_level=True)
 BASE_TEXT = (SHARED / "bench" / "payloads" / "b-plugin-configmap-violating.json").read_text()
 BASE: dict[str, Any] = json.loads(BASE_TEXT)
 POD: dict[str, Any] = json.loads(

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 
 from webhook.policy import bundled_policies_dir
@@ -21,6 +22,8 @@ from webhook.server import certs
 from .conftest import Client, Server, client_context
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+if not SHARED.is_dir():  # only outside CI: tests/conftest.py fails a CI run without it
+    pytest.skip("shared/ is missing: this module reads its bench payloads", allow_module_level=True)
 PAYLOAD_A = (SHARED / "bench" / "payloads" / "a-plugin-configmap-compliant.json").read_text()
 PAYLOAD_B = (SHARED / "bench" / "payloads" / "b-plugin-configmap-violating.json").read_text()
 

@@ -13,10 +13,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import SERVE, Server, free_port
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared"
+if not SHARED.is_dir():  # only outside CI: tests/conftest.py fails a CI run without it
+    pytest.skip("shared/ is missing: this module reads its bench payloads", allow_module_level=True)
 PAYLOAD_A = json.loads(
     (SHARED / "bench" / "payloads" / "a-plugin-configmap-compliant.json").read_text()
 )
