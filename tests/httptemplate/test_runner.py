@@ -276,3 +276,32 @@ def test_repeated_header_names_are_all_sent(target: Target) -> None:
     assert run(http_task(target, headers=headers))["phase"] == "Succeeded"
     values = [v for k, v in target.received[0].headers if k.lower() == "x-a"]
     assert values == ["1, 2"]
+
+
+# ------------------------------------------------------------------ the policy at check time
+
+
+def test_the_bundled_policy_warns_on_a_condition_that_does_not_compile(policy_set: Any) -> None:
+    def workflow(condition: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": "w", "namespace": "argo"},
+            "spec": {
+                "templates": [
+                    {"name": "h", "http": {"url": "http://x", "successCondition": condition}}
+                ]
+            },
+        }
+
+    (violation,) = [
+        v
+        for v in policy_set.evaluate(workflow("response.statusCode ==")).violations
+        if v.policy == "http-success-condition"
+    ]
+    assert violation.action.value == "Warn"
+    assert violation.path == "spec.templates[0].http.successCondition"
+    assert "unexpected end of expression (1:23)" in violation.message
+    for fine in ("response.statusCode == 201", "now() > 0", "response.body == '{{x}}'"):
+        verdict = policy_set.evaluate(workflow(fine))
+        assert [v for v in verdict.violations if v.policy == "http-success-condition"] == []

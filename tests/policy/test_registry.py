@@ -19,6 +19,7 @@ from webhook.policy.registry import CheckRegistry, Parameters, default_registry
 BUILT_IN_CHECKS = {
     "agentPodInjected",
     "argoPluginTemplates",
+    "httpSuccessCondition",
     "inlineSecrets",
     "pluginConfigMapName",
     "pluginFormat",

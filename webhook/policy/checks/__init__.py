@@ -9,6 +9,7 @@ the library itself never imports the policy package.
 
 from webhook.policy.checks import (
     argo_templates,
+    http_templates,
     injection,
     inline_secrets,
     plugin,
@@ -16,4 +17,12 @@ from webhook.policy.checks import (
     resources,
 )
 
-__all__ = ["argo_templates", "injection", "inline_secrets", "plugin", "pod_security", "resources"]
+__all__ = [
+    "argo_templates",
+    "http_templates",
+    "injection",
+    "inline_secrets",
+    "plugin",
+    "pod_security",
+    "resources",
+]
