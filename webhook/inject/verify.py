@@ -47,6 +47,7 @@ NO_PLUGIN_EXECUTED = "no plugin executed the template"
 class InjectionProblem:
     path: str  # relative to the pod ({"metadata", "spec"})
     message: str
+    warning: str  # the fix in a few words (an admission warning's short form)
 
 
 def is_opted_in_agent_pod(pod: Mapping[str, Any]) -> bool:
@@ -81,6 +82,7 @@ def injection_problems(
             f'tasks would fail with "{NO_PLUGIN_EXECUTED}". Make sure the argo-plugin-guard '
             "webhook is running and its MutatingWebhookConfiguration installed, then retry "
             "the workflow (argo retry); or remove the label to run without injected plugins",
+            "start the plugin-guard mutating webhook, then argo retry",
         )
     ]
 
@@ -117,6 +119,7 @@ def _changed_after_injection(
                     "spec.containers",
                     f"this Argo agent pod {after}: the injected plugin sidecar {name} is "
                     f'missing, so its tasks would fail with "{NO_PLUGIN_EXECUTED}"{hint}',
+                    "keep the injected sidecars; argo retry re-creates the pod",
                 )
             )
             continue
@@ -127,6 +130,7 @@ def _changed_after_injection(
                     f"spec.containers[{main[0] if main else 0}].env",
                     f"this Argo agent pod {after}: the injected plugin {name} is not in "
                     f"{NAMES_ENV} of the main container, so the agent never calls it{hint}",
+                    f"keep the injected plugins in {NAMES_ENV}; argo retry",
                 )
             )
         plugin = registry.get(name)
@@ -137,6 +141,7 @@ def _changed_after_injection(
                     f"spec.containers[{index}].image",
                     f"this Argo agent pod {after}: the injected plugin sidecar {name} runs "
                     f"image {container.get('image')!r}, not the registry's {expected!r}{hint}",
+                    "keep the registry's image on injected sidecars; argo retry",
                 )
             )
     return problems

@@ -57,5 +57,5 @@ def http_success_condition(
                 f"successCondition {condition!r} does not compile: {exc}; Argo fails the "
                 "node after sending the request (names: request.*, response.statusCode, "
                 "response.body, response.headers)",
-                warning=f"fix the expression: {exc}",
+                warning="fix the expr-lang expression",
             )

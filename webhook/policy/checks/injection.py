@@ -43,4 +43,4 @@ def agent_pod_injected(
     for problem in injection_problems(
         pod, context.plugins, policies=context.policies, namespace=namespace
     ):
-        yield Finding(problem.path, problem.message)
+        yield Finding(problem.path, problem.message, warning=problem.warning)
