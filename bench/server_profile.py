@@ -56,17 +56,18 @@ def main() -> None:
     from webhook.server.config import ServerConfig
     from webhook.server.logs import ReviewLog
     from webhook.server.metrics import Metrics
+    from webhook.server.services import Services
     from webhook.server.state import ServingState
 
     state = ServingState.preload(None)
     devnull = os.open(os.devnull, os.O_WRONLY)
     metrics = Metrics()
     review_log = ReviewLog(devnull)
+    fast = ServerConfig(log_fd=devnull, reload_interval=0)
+    routed = ServerConfig(log_fd=devnull, reload_interval=0, fast_path=False)
     apps = {
-        "fast path": create_app(ServerConfig(state=state, log_fd=devnull, reload_interval=0)),
-        "flask routing": create_app(
-            ServerConfig(state=state, log_fd=devnull, reload_interval=0, fast_path=False)
-        ),
+        "fast path": create_app(fast, Services.start(fast, state=state)),
+        "flask routing": create_app(routed, Services.start(routed, state=state)),
     }
     print(f"policies: {len(state.policy_set.policy_ids)}  iterations: {args.n}")
     header = f"{'payload':8} {'bytes':>8} {'decode':>8} {'evaluate':>9} {'core':>6} {'encode':>7} {'metrics':>8} {'log':>5} {'fast path':>10} {'flask':>7}  (µs)"

@@ -1,5 +1,8 @@
 """The Flask app factory: routes, JSON errors, and the one place errors become HTTP.
 
+Routes decode, call and encode; what they call is `webhook.server.services.Services`
+(built in one place, passed in).
+
 Routes: `POST /validate`, `POST /mutate`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 Every answer is JSON (or Prometheus text); Flask's HTML error pages never reach a client.
 
@@ -23,14 +26,11 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from webhook import admission
 from webhook.admission import BadReview, Outcome
-from webhook.inject import Injection, inject
-from webhook.server import tls
 from webhook.server.config import ServerConfig
 from webhook.server.logs import ReviewLog
 from webhook.server.metrics import Metrics
-from webhook.server.state import ServingState
+from webhook.server.services import Services
 
 log = logging.getLogger("webhook.server")
 
@@ -185,57 +185,35 @@ def _json_response(payload: Mapping[str, Any], code: int = 200) -> Response:
     return Response(_ENCODER.encode(payload), status=code, mimetype=JSON)
 
 
-def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
-    """Build the webhook app. `config` may be a ServerConfig or a mapping of its fields."""
+def create_app(
+    config: ServerConfig | Mapping[str, Any] | None = None, services: Services | None = None
+) -> Flask:
+    """Build the webhook app: routes over `services` (started from `config` when None).
+
+    `config` may be a ServerConfig or a mapping of its fields.
+    """
     if config is None:
         config = ServerConfig()
     elif not isinstance(config, ServerConfig):
         config = ServerConfig.from_mapping(config)
+    if services is None:
+        services = Services.start(config)
     app = Flask("webhook.server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["WEBHOOK"] = config
-
-    metrics = Metrics()
-    state: ServingState = config.state or ServingState(
-        policies_dir=config.policies_dir, plugins_dir=config.plugins_dir
-    )
-    state._on_reload = metrics.reload  # count reloads of a preloaded state too
-    state.start(config.reload_interval)
-    if config.plugins_cluster is not None:
-        from webhook.kube import Cluster, kinds
-
-        cluster = config.plugins_cluster
-        state.watch_cluster(
-            lambda: Cluster(cluster).resource(kinds.CONFIG_MAP), config.plugins_namespaces
-        )
-    review_log = ReviewLog(config.log_fd, enabled=config.review_log)
-
-    def validate(body: object) -> Outcome:
-        return admission.validate(body, evaluate=state.policy_set.evaluate, plugins=state.plugins)
-
-    def injector(pod: Mapping[str, Any], namespace: str) -> Injection:
-        return inject(pod, state.plugins, policies=state.policy_set, namespace=namespace)
-
-    def mutate(body: object) -> Outcome:
-        return admission.mutate(body, inject=injector)
+    app.extensions["plugin_guard"] = services
+    metrics = services.metrics
 
     endpoints = {
-        "/validate": AdmissionEndpoint(
-            "validate",
-            validate,
+        f"/{webhook}": AdmissionEndpoint(
+            webhook,
+            review,
             max_body_bytes=config.max_body_bytes,
             metrics=metrics,
-            review_log=review_log,
-        ),
-        "/mutate": AdmissionEndpoint(
-            "mutate",
-            mutate,
-            max_body_bytes=config.max_body_bytes,
-            metrics=metrics,
-            review_log=review_log,
-        ),
+            review_log=services.review_log,
+        )
+        for webhook, review in (("validate", services.validate), ("mutate", services.mutate))
     }
-    app.extensions["plugin_guard"] = {"state": state, "metrics": metrics, "endpoints": endpoints}
 
     def admission_view(path: str) -> Response:
         code, body = endpoints[path].safe_respond(request.environ)
@@ -250,39 +228,8 @@ def create_app(config: ServerConfig | Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        # Ready means "can answer reviews". A policy edit or a certificate rotation that
-        # fails to load leaves the last good set serving: that is reported (200,
-        # status "degraded", with the problems; also a metric and a log line), not
-        # turned into 503, which would take every replica out of the Service at once and,
-        # with failurePolicy Fail, block every plugin ConfigMap in the cluster.
-        # 503 only while there is nothing to serve with.
-        problems = list(state.problems)
-        if config.cert_file is not None:
-            if not (config.cert_file.is_file() and (config.key_file or config.cert_file).is_file()):
-                problems.append(f"certificate: {config.cert_file} or its key is missing")
-            elif tls.reloader.last_error:
-                problems.append(f"certificate: {tls.reloader.last_error}")
-        serving = state.policy_set is not None
-        if not serving:
-            problems.append("policies: not loaded")
-        certificate = None
-        if config.tls_status_dir is not None:  # serve --tls-secret-name: the master's controller
-            from webhook.certificates import ServingFiles
-
-            certificate = ServingFiles(config.tls_status_dir).status()
-            if certificate.problem:
-                problems.append(f"certificate: {certificate.problem}")
-            serving = serving and certificate.serving
-        body: dict[str, Any] = {
-            "status": "not ready" if not serving else "degraded" if problems else "ready",
-            "policies": len(getattr(state.policy_set, "policy_ids", None) or []),
-            "plugins": len(state.plugins),
-        }
-        if certificate is not None:
-            body["certificate"] = {"secret": certificate.secret, "notAfter": certificate.not_after}
-        if problems:
-            body["problems"] = problems
-        return _json_response(body, 200 if serving else 503)
+        readiness = services.state.readiness()  # see webhook.server.readiness
+        return _json_response(readiness.as_dict(), readiness.http_status)
 
     @app.get("/metrics")
     def metrics_view() -> Response:

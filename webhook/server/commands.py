@@ -7,12 +7,16 @@ import os
 import shutil
 import ssl
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from webhook.errors import GuardError
+
+if TYPE_CHECKING:
+    from webhook.server.state import ServingState
 
 CURL_REVIEW = (
     '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"demo-1",'
@@ -238,17 +242,11 @@ def serve(
     GET /healthz, /readyz and /metrics are for probes and Prometheus. SIGTERM finishes
     in-flight reviews, then exits.
     """
-    if (cert_file is None) != (key_file is None):
-        raise click.UsageError("--cert-file and --key-file go together")
-    if plugins_from_cluster and plugins_dir is not None:
-        raise click.UsageError(
-            "--plugins DIR and --plugins-from-cluster are exclusive: choose one registry"
-        )
-    if plugins_namespaces and not plugins_from_cluster:
-        raise click.UsageError("--plugins-namespace needs --plugins-from-cluster")
-    ctx = click.get_current_context()
+    _check_option_combinations(
+        cert_file, key_file, plugins_dir, plugins_from_cluster, plugins_namespaces
+    )
     tls_options = _self_managed_tls_options(
-        ctx,
+        click.get_current_context(),
         tls_secret_name,
         tls_service_name,
         validating_configs,
@@ -267,48 +265,21 @@ def serve(
         plugins_cluster = load_config()  # KubeConfigError: one line, exit 2
     _metrics_dir()  # before anything imports prometheus_client
 
-    from webhook.server import certs
     from webhook.server.app import create_app
     from webhook.server.config import ServerConfig
     from webhook.server.gunicorn_app import WebhookApplication
-    from webhook.server.state import ServingState
+    from webhook.server.services import Services
+    from webhook.server.tls import CertificateReloader
 
-    ca_path: Path | None = None
     self_managed = None
     if tls_options is not None:
-        from webhook.certificates.serving import SelfManagedTls, TlsOptionError
-        from webhook.server import logs
-
-        logs.configure(log_level)  # the controller's lines are JSON from the first one
-        try:
-            self_managed = SelfManagedTls.prepare(tls_options)
-        except TlsOptionError as exc:
-            raise click.UsageError(str(exc)) from exc
-        cert_file, key_file = self_managed.cert_file, self_managed.key_file
-        click.echo(self_managed.describe(), err=True)
-    elif cert_file is None or key_file is None:
-        folder = state_dir or certs.default_state_dir()
-        try:
-            paths, created = certs.ensure_local_certs(folder, (host, *sans))
-        except OSError as exc:
-            raise click.UsageError(f"cannot write certificates under {folder}: {exc}") from exc
-        cert_file, key_file, ca_path = paths.cert, paths.key, paths.ca_cert
-        click.echo(f"{'created' if created else 'reusing'} local CA: {ca_path}", err=True)
+        self_managed = _prepare_self_managed_tls(tls_options, log_level)
+        certificate = ServingCertificate(self_managed.cert_file, self_managed.key_file)
     else:
-        _check_pair(cert_file, key_file)
-
-    try:
-        state = ServingState.preload(policies_dir, plugins_dir)
-    except GuardError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise GuardError(f"cannot load policies: {exc}") from exc
-
+        certificate = _serving_certificate(cert_file, key_file, (host, *sans), state_dir)
+    state = _preload_state(policies_dir, plugins_dir)
     _check_port_free(host, port)
-
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url_host = f"[{shown_host}]" if ":" in shown_host else shown_host
-    url = f"https://{url_host}:{port}"
+    url = _https_url(host, port)
     click.echo(
         f"serving {url}/validate with {len(getattr(state.policy_set, 'policy_ids', []))} "
         f"policies ({policies_dir or 'bundled'}), {workers} worker(s)",
@@ -317,39 +288,126 @@ def serve(
     if plugins_cluster is not None:
         where = ", ".join(plugins_namespaces) or "all namespaces"
         click.echo(f"plugin registry: ConfigMaps in {where} ({plugins_cluster.source})", err=True)
-    if ca_path is not None:
-        click.echo(f"try it:\n  curl --cacert {ca_path} {url}/healthz", err=True)
-        click.echo(
-            f"  curl --cacert {ca_path} -H 'Content-Type: application/json' "
-            f"-d '{CURL_REVIEW}' {url}/validate",
-            err=True,
-        )
+    if certificate.ca_file is not None:
+        _print_try_it(url, certificate.ca_file)
 
     config = ServerConfig(
         policies_dir=policies_dir,
         plugins_dir=plugins_dir,
         reload_interval=reload_interval,
-        cert_file=cert_file,
-        key_file=key_file,
+        cert_file=certificate.cert_file,
+        key_file=certificate.key_file,
         review_log=not no_review_log,
-        state=state,
         plugins_cluster=plugins_cluster,
         plugins_namespaces=plugins_namespaces,
         tls_status_dir=self_managed.status_dir if self_managed is not None else None,
     )
+    # Built here, in the master; each worker gets its copy by fork. gunicorn calls it for
+    # every connection, /readyz asks it whether the last rotation loaded.
+    certificates = CertificateReloader()
+
+    def worker_app() -> Any:
+        return create_app(config, Services.start(config, state=state, certificates=certificates))
+
     bind_host = f"[{host}]" if ":" in host else host
     options = {
         "bind": [f"{bind_host}:{port}"],
         "workers": workers,
         "threads": threads,
-        "certfile": str(cert_file),
-        "keyfile": str(key_file),
+        "certfile": str(certificate.cert_file),
+        "keyfile": str(certificate.key_file),
+        "ssl_context": certificates,
         "graceful_timeout": timeout,
         "loglevel": log_level,
     }
     if self_managed is not None:
         self_managed.start()  # one thread in this (the master) process, never in workers
-    WebhookApplication(lambda: create_app(config), options).run()
+    WebhookApplication(worker_app, options).run()
+
+
+def _check_option_combinations(
+    cert_file: Path | None,
+    key_file: Path | None,
+    plugins_dir: Path | None,
+    plugins_from_cluster: bool,
+    plugins_namespaces: tuple[str, ...],
+) -> None:
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("--cert-file and --key-file go together")
+    if plugins_from_cluster and plugins_dir is not None:
+        raise click.UsageError(
+            "--plugins DIR and --plugins-from-cluster are exclusive: choose one registry"
+        )
+    if plugins_namespaces and not plugins_from_cluster:
+        raise click.UsageError("--plugins-namespace needs --plugins-from-cluster")
+
+
+@dataclass(frozen=True, slots=True)
+class ServingCertificate:
+    """The certificate and key gunicorn serves; `ca_file` when serve made them itself."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+
+
+def _prepare_self_managed_tls(tls_options: Any, log_level: str) -> Any:
+    """`--tls-secret-name`: the controller that keeps the Secret (started before gunicorn)."""
+    from webhook.certificates.serving import SelfManagedTls, TlsOptionError
+    from webhook.server import logs
+
+    logs.configure(log_level)  # the controller's lines are JSON from the first one
+    try:
+        self_managed = SelfManagedTls.prepare(tls_options)
+    except TlsOptionError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(self_managed.describe(), err=True)
+    return self_managed
+
+
+def _serving_certificate(
+    cert_file: Path | None, key_file: Path | None, names: tuple[str, ...], state_dir: Path | None
+) -> ServingCertificate:
+    """The given pair (checked to load), or a local CA's certificate for `names`."""
+    if cert_file is not None and key_file is not None:
+        _check_pair(cert_file, key_file)
+        return ServingCertificate(cert_file, key_file)
+    from webhook.server import certs
+
+    folder = state_dir or certs.default_state_dir()
+    try:
+        paths, created = certs.ensure_local_certs(folder, names)
+    except OSError as exc:
+        raise click.UsageError(f"cannot write certificates under {folder}: {exc}") from exc
+    click.echo(f"{'created' if created else 'reusing'} local CA: {paths.ca_cert}", err=True)
+    return ServingCertificate(paths.cert, paths.key, paths.ca_cert)
+
+
+def _preload_state(policies_dir: Path | None, plugins_dir: Path | None) -> ServingState:
+    """Policies and registry loaded in the master: a bad folder fails before any worker."""
+    from webhook.server.state import ServingState
+
+    try:
+        return ServingState.preload(policies_dir, plugins_dir)
+    except GuardError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise GuardError(f"cannot load policies: {exc}") from exc
+
+
+def _https_url(host: str, port: int) -> str:
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url_host = f"[{shown_host}]" if ":" in shown_host else shown_host
+    return f"https://{url_host}:{port}"
+
+
+def _print_try_it(url: str, ca_file: Path) -> None:
+    click.echo(f"try it:\n  curl --cacert {ca_file} {url}/healthz", err=True)
+    click.echo(
+        f"  curl --cacert {ca_file} -H 'Content-Type: application/json' "
+        f"-d '{CURL_REVIEW}' {url}/validate",
+        err=True,
+    )
 
 
 def _self_managed_tls_options(

@@ -14,12 +14,8 @@ DEFAULT_RELOAD_INTERVAL = 2.0
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Settings of one webhook app (one per gunicorn worker).
-
-    `state` is a preloaded `ServingState` (serve loads policies in the master so a bad
-    folder fails before any worker starts, and workers inherit the parsed set by fork);
-    with None, `create_app` loads `policies_dir` (None: the bundled policies) itself.
-    """
+    """Settings of one webhook app (one per gunicorn worker). The objects built from
+    them are `webhook.server.services.Services`."""
 
     policies_dir: Path | None = None
     plugins_dir: Path | None = None
@@ -30,7 +26,6 @@ class ServerConfig:
     review_log: bool = True
     log_fd: int | None = None
     fast_path: bool = True
-    state: Any = None
     # serve --plugins-from-cluster: a `webhook.kube.ClusterConfig` (loaded in the master,
     # so a broken kubeconfig fails before any worker starts) and the namespaces to
     # watch (empty: all).

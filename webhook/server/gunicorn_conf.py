@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from webhook.server import tls
 from webhook.server.metrics import mark_worker_dead
 
 # --------------------------------------------------------------------------- Server socket
@@ -67,9 +66,9 @@ limit_request_field_size = 8190
 
 # --------------------------------------------------------------------------- TLS
 
-# certfile/keyfile: set by serve (given, or the local CA's). ssl_context: TLS 1.2+ and a
-# context rebuilt when the files change on disk (see webhook.server.tls).
-ssl_context = tls.ssl_context
+# certfile/keyfile: set by serve (given, or the local CA's). ssl_context: also set by
+# serve, to its `webhook.server.tls.CertificateReloader` (TLS 1.2+, and a context rebuilt
+# when the files change on disk); the app's /readyz reads the same object.
 
 # --------------------------------------------------------------------------- Logging
 

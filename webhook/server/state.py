@@ -1,4 +1,5 @@
-"""The policies and the plugin registry a running server evaluates with, hot-reloaded.
+"""The policies and the plugin registry a running server evaluates with, hot-reloaded,
+and the readiness that follows from them (`readiness()`, what `/readyz` answers).
 
 A watcher thread (one per gunicorn worker) stats the folders every few seconds; when a
 file was added, removed or changed, it loads the whole folder again. A folder that
@@ -14,12 +15,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from webhook.errors import GuardError
+from webhook.server.readiness import Condition, Probe, Readiness, ReadinessStatus
 
 log = logging.getLogger("webhook.server.state")
 
@@ -81,8 +83,16 @@ class _Source:
     error: str | None = None
 
 
+ReloadListener = Callable[[bool], None]
+
+
 class ServingState:
-    """What every review reads: `policy_set`, `plugins`; and what `/readyz` reports."""
+    """What every review reads: `policy_set`, `plugins`; and what `/readyz` reports.
+
+    Listeners added with `add_reload_listener` hear of every reload (True: loaded,
+    False: failed, the last good set kept); probes added with `add_readiness_probe`
+    take part in `readiness()`.
+    """
 
     def __init__(
         self,
@@ -93,11 +103,12 @@ class ServingState:
         plugins: list[Any] | None = None,
         policy_loader: Callable[[Path | None], Any] = load_policy_set,
         registry_loader: Callable[[Path | None], list[Any]] = load_registry,
-        on_reload: Callable[[bool], None] | None = None,
+        on_reload: ReloadListener | None = None,
     ) -> None:
         self._policy_loader = policy_loader
         self._registry_loader = registry_loader
-        self._on_reload = on_reload
+        self._reload_listeners: list[ReloadListener] = [on_reload] if on_reload else []
+        self._readiness_probes: list[tuple[str, Probe]] = []
         self._policies = _Source("policies", policies_dir)
         self._registry = _Source("plugins", plugins_dir)
         self._stop = threading.Event()
@@ -118,6 +129,41 @@ class ServingState:
     def preload(cls, policies_dir: Path | None, plugins_dir: Path | None = None) -> ServingState:
         """Load before forking workers (raises PolicyLoadError / ManifestError)."""
         return cls(policies_dir=policies_dir, plugins_dir=plugins_dir)
+
+    def add_reload_listener(self, listener: ReloadListener) -> None:
+        """Call `listener(ok)` after every reload (a preloaded state gets its worker's
+        metrics this way)."""
+        self._reload_listeners.append(listener)
+
+    def add_readiness_probe(self, name: str, probe: Probe) -> None:
+        """Ask `probe()` on every `readiness()`; its problem is reported as `name: ...`
+        and `Condition(ready=False)` makes the server not ready (see `readiness`)."""
+        self._readiness_probes.append((name, probe))
+
+    def readiness(self) -> Readiness:
+        """Ready, degraded (serving, with problems) or not ready (nothing to serve with)."""
+        problems = list(self.problems)
+        serving = self.policy_set is not None
+        details: dict[str, Mapping[str, Any]] = {}
+        for name, probe in self._readiness_probes:
+            condition: Condition = probe()
+            if condition.problem:
+                problems.append(f"{name}: {condition.problem}")
+            if condition.details is not None:
+                details[name] = condition.details
+            serving = serving and condition.ready
+        if self.policy_set is None:
+            problems.append("policies: not loaded")
+        status: ReadinessStatus = (
+            "not ready" if not serving else "degraded" if problems else "ready"
+        )
+        return Readiness(
+            status=status,
+            policies=len(getattr(self.policy_set, "policy_ids", None) or []),
+            plugins=len(self.plugins),
+            problems=tuple(problems),
+            details=details,
+        )
 
     @property
     def problems(self) -> list[str]:
@@ -142,7 +188,7 @@ class ServingState:
 
     @property
     def ready(self) -> bool:
-        return self.policy_set is not None and not self.problems
+        return self.readiness().status == "ready"
 
     def check(self) -> bool:
         """Reload whatever changed on disk; True when something was (re)loaded."""
@@ -179,8 +225,7 @@ class ServingState:
                 if value:
                     extra[f"error_{attr}"] = value
             log.error("reload failed; still serving the last good set", extra=extra)
-            if self._on_reload:
-                self._on_reload(False)
+            self._tell_listeners(False)
             return False
         source.error = None
         log.info(
@@ -192,9 +237,12 @@ class ServingState:
                 "plugins": len(self.plugins),
             },
         )
-        if self._on_reload:
-            self._on_reload(True)
+        self._tell_listeners(True)
         return True
+
+    def _tell_listeners(self, ok: bool) -> None:
+        for listener in self._reload_listeners:
+            listener(ok)
 
     def start(self, interval: float) -> None:
         """Poll in a daemon thread (one per worker process)."""

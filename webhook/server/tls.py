@@ -9,6 +9,10 @@ and cert-manager rotate by replacing files or an atomic symlink; no inotify even
 guaranteed, so a stat per new connection is the reliable check). If the new files do
 not load (a key that does not match its certificate yet), the last good context is
 kept and the next connection tries again.
+
+`serve` builds one `CertificateReloader` in the gunicorn master and hands it to gunicorn
+(the `ssl_context` setting) and to each worker's app (`certificate_probe`, for `/readyz`);
+after the fork each worker has its own copy.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import os
 import ssl
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from webhook.server.readiness import READY, Condition, Probe
 
 log = logging.getLogger("webhook.server.tls")
 
@@ -83,9 +90,18 @@ class CertificateReloader:
             return fresh
 
 
-reloader = CertificateReloader()
+def certificate_probe(
+    cert_file: Path, key_file: Path | None, reloader: CertificateReloader | None
+) -> Probe:
+    """The readiness probe of served certificate files: present, and (when a reloader
+    serves them) the last change loaded. A problem degrades; the last good context
+    keeps serving."""
 
+    def probe() -> Condition:
+        if not (cert_file.is_file() and (key_file or cert_file).is_file()):
+            return Condition(problem=f"{cert_file} or its key is missing")
+        if reloader is not None and reloader.last_error:
+            return Condition(problem=reloader.last_error)
+        return READY
 
-def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> Any:
-    """The gunicorn setting: `ssl_context = webhook.server.tls.ssl_context`."""
-    return reloader(conf, default_ssl_context_factory)
+    return probe
