@@ -267,3 +267,48 @@ def test_renewal_under_kubectl_apply_traffic_fails_no_call(
     log = process.log_file.read_text()
     assert "renewed: serving certificate issued" in log
     assert "Traceback" not in log
+
+
+def test_helm_style_applies_keep_the_ca_bundle_and_a_replace_is_undone(
+    control_plane: ControlPlane, install: Install
+) -> None:
+    """What upgrades and GitOps syncs do to the field the server owns: a client-side
+    `kubectl apply` and a server-side apply of the chart's render (Helm 4) leave caBundle
+    alone; a `kubectl replace` (Argo CD's Replace=true) removes it, and the server puts it
+    back within its reconcile interval."""
+    process = install.serve(extra=["--tls-reconcile-interval", "0.5"])
+    configurations = [d for d in install.docs if d["kind"].endswith("WebhookConfiguration")]
+    text = yaml.safe_dump_all(configurations)
+    try:
+        install.wait_ready(process)
+        (bundle,) = install.ca_bundles()
+        assert bundle
+        control_plane.kubectl("apply", "-f", "-", input=text, check=True)
+        assert install.ca_bundles() == {bundle}
+        control_plane.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=helm",
+            "-f",
+            "-",
+            input=text,
+            check=True,
+        )
+        assert install.ca_bundles() == {bundle}
+        control_plane.kubectl("replace", "-f", "-", input=text, check=True)
+        wait_until(
+            lambda: install.ca_bundles() == {bundle},
+            20,
+            "the caBundle to be written back",
+            interval=0.1,
+        )
+        wait_for_webhook(control_plane, risky_probe(), "default")
+    finally:
+        process.stop()
+    written = [
+        line
+        for line in process.log_file.read_text().splitlines()
+        if '"caBundle written"' in line and "ValidatingWebhookConfiguration" in line
+    ]
+    assert len(written) == 2, written  # at start, and after the replace (not after the applies)

@@ -1,7 +1,8 @@
 """A local CA and a server certificate for `plugin-guard serve` without `--cert-file`.
 
 Made with `cryptography` (already a dependency, unlike kopf's certbuilder/oscrypto
-choice, whose reason was install size). Keys are ECDSA P-256: the handshake is several
+choice, whose reason was install size), by the same code as the self-managed cluster
+certificates (`webhook.certificates.issuing`). Keys are ECDSA P-256: the handshake is several
 times cheaper than RSA-2048 and every Kubernetes API server and curl accepts it.
 
 Files live in a state folder with the names of a `kubernetes.io/tls` Secret, so the same
@@ -13,7 +14,6 @@ to expire or does not cover the requested names.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -22,9 +22,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webhook.certificates import issuing
 
 DEFAULT_SANS: tuple[str, ...] = ("localhost", "127.0.0.1")
 CA_DAYS = 3650
@@ -47,13 +48,6 @@ def default_state_dir() -> Path:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _general_name(san: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(san))
-    except ValueError:
-        return x509.DNSName(san)
 
 
 def normalise_sans(sans: Iterable[str]) -> list[str]:
@@ -81,46 +75,10 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def make_ca(common_name: str = "argo-plugin-guard local CA") -> tuple[bytes, bytes]:
     """A self-signed CA: (certificate PEM, key PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    ca = issuing.new_ca(now=_now(), validity=dt.timedelta(days=CA_DAYS), common_name=common_name)
+    return ca.cert_pem, ca.key_pem
 
 
 def issue_server_cert(
@@ -131,45 +89,13 @@ def issue_server_cert(
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError("the CA key is not an ECDSA key")
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = normalise_sans(sans)
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    pair = issuing.issue_serving(
+        issuing.Issued(ca_cert, ca_key),
+        normalise_sans(sans),
+        now=_now(),
+        validity=dt.timedelta(days=days),
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
-
-
-def _covers(cert: x509.Certificate, sans: Sequence[str]) -> bool:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    have = {str(v) for v in ext.get_values_for_type(x509.DNSName)}
-    have |= {str(v) for v in ext.get_values_for_type(x509.IPAddress)}
-    want = set()
-    for san in sans:
-        try:
-            want.add(str(ipaddress.ip_address(san)))
-        except ValueError:
-            want.add(san)
-    return want <= have
+    return pair.cert_pem, pair.key_pem
 
 
 def _reusable(paths: CertPaths, sans: Sequence[str]) -> bool:
@@ -180,7 +106,7 @@ def _reusable(paths: CertPaths, sans: Sequence[str]) -> bool:
         cert.verify_directly_issued_by(ca)
     except (OSError, ValueError, TypeError, InvalidSignature):
         return False
-    return cert.not_valid_after_utc - RENEW_BEFORE > _now() and _covers(cert, sans)
+    return cert.not_valid_after_utc - RENEW_BEFORE > _now() and issuing.covers(cert, sans)
 
 
 def ensure_local_certs(state_dir: Path, sans: Iterable[str] = ()) -> tuple[CertPaths, bool]:
