@@ -302,3 +302,41 @@ def test_renewal_under_traffic_fails_no_review(
     assert len(certificates) >= 2, "no renewal happened during the test"
     renewed = [line for line in server.log().splitlines() if "renewed: serving certificate" in line]
     assert renewed, server.log()
+
+
+def test_an_api_that_never_answers_does_not_hold_the_start(
+    tmp_path: Path, servers: list[TlsServer]
+) -> None:
+    """A blackholed API server (connections accepted, nothing answered): the first attempt
+    gives up after its short read timeout, so the server listens well within a kubelet's
+    liveness budget, not ready and saying why."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_hold() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(silent.accept()[0])
+
+    acceptor = threading.Thread(target=accept_and_hold, daemon=True)
+    acceptor.start()
+    api = kubefake.FakeKubeApi(port=silent.getsockname()[1])  # only for its kubeconfig
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(api.kubeconfig(namespace=NAMESPACE))
+    try:
+        started = time.monotonic()
+        server = TlsServer(tmp_path, kubeconfig)
+        servers.append(server)
+        server.wait_listening(timeout=25)
+        assert time.monotonic() - started < 20
+        status, body, _ = server.get("/readyz", ssl._create_unverified_context())
+        assert status == 503, body
+        assert any("timed out" in p.lower() for p in body["problems"]), body
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for conn in held:
+            conn.close()
+        silent.close()

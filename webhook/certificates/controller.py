@@ -151,6 +151,14 @@ class CertificateController:
             self._cluster = self._connect()
         return self._cluster
 
+    def reconnect(self, connect: Callable[[], Cluster]) -> None:
+        """Use another connection factory from the next call on (serve's first attempt
+        runs with short timeouts, the thread with the usual ones)."""
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+        self._connect = connect
+
     def reconcile_once(self) -> Material:
         """Secret, files, caBundles; raises ControllerError with the reason."""
         try:

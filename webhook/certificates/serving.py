@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from webhook.certificates.controller import (
@@ -33,6 +34,12 @@ from webhook.errors import GuardError
 # RFC 1123 labels (namespaces, Service names) and subdomains (Secret, configuration names).
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+# The first attempt runs before gunicorn listens: a blackholed API server must not hold
+# the start past the kubelet's liveness budget (3 connection tries x 2 s, then 5 s reads).
+FIRST_ATTEMPT_TIMEOUT = (2.0, 5.0)
+REQUEST_TIMEOUT = (5.0, 15.0)  # (connect, read) seconds for the controller thread's calls
 
 
 class TlsOptionError(GuardError):
@@ -108,7 +115,7 @@ class SelfManagedTls:
         files = ServingFiles(folder)
         names = service_names(service, namespace, options.extra_names)
         controller = CertificateController(
-            connect=Cluster.connect,
+            connect=partial(Cluster.connect, request_timeout=FIRST_ATTEMPT_TIMEOUT),
             namespace=namespace,
             secret_name=secret_name,
             names=names,
@@ -120,6 +127,7 @@ class SelfManagedTls:
         tls = cls(controller, files)
         if not controller.attempt() and not controller.serving:
             files.write_placeholder(names, dt.datetime.now(dt.UTC))
+        controller.reconnect(partial(Cluster.connect, request_timeout=REQUEST_TIMEOUT))
         return tls
 
     def start(self) -> None:
