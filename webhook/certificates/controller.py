@@ -101,11 +101,12 @@ def _install_fork_guard() -> None:
 
 
 def _api_problem(what: str, exc: KubeApiError) -> str:
-    code = f"HTTP {exc.code}" if exc.code else "no answer"
-    reason = f" {exc.reason}" if exc.reason else ""
-    return f"{what}: {code}{reason}: {exc.message.splitlines()[0] if exc.message else ''}".rstrip(
-        ": "
-    )
+    """`reading Secret ns/name: HTTP 403 Forbidden: <the API's message>` (one line)."""
+    answer = f"HTTP {exc.code}" if exc.code else "no answer"
+    if exc.reason:
+        answer += f" {exc.reason}"
+    message = exc.message.splitlines()[0] if exc.message else ""
+    return f"{what}: {answer}: {message}" if message else f"{what}: {answer}"
 
 
 class CertificateController:
