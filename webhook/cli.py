@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "dev": "webhook.dispatch.commands:dev",
     "agent": "webhook.agent.commands:agent",
     "test": "webhook.policytest.commands:test",
+    "fix": "webhook.fix.commands:fix",
 }
 
 
