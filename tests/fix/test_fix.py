@@ -217,3 +217,14 @@ def test_malformed_yaml_is_one_line_with_file_and_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: bad.yaml:") and "Traceback" not in result.stderr
     assert (tmp_path / "bad.yaml").read_text() == "apiVersion: v1\nkind: [ConfigMap\n"
+
+
+def test_the_docs_page_shows_what_fix_prints(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "fix.md").read_text()
+    command = "$ plugin-guard fix plugin.yaml hello-executor-plugin-configmap.yaml\n"
+    block = page.split("```console\n" + command, 1)[1].split("```", 1)[0]
+    shutil.copytree(PLUGINS / "hello", tmp_path / "hello")
+    result = run(
+        "fix", "plugin.yaml", "hello-executor-plugin-configmap.yaml", cwd=tmp_path / "hello"
+    )
+    assert block in result.stdout
