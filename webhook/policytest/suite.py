@@ -32,7 +32,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from webhook.errors import GuardError
+from webhook.errors import ManifestError
 
 SUITE_FILE_NAME = "plugin-guard-test.yaml"
 RESULTS = ("pass", "fail", "warn", "skip")
@@ -77,15 +77,8 @@ SUITE_SCHEMA: dict[str, Any] = {
 _VALIDATOR = jsonschema.Draft202012Validator(SUITE_SCHEMA)
 
 
-class SuiteError(GuardError):
+class SuiteError(ManifestError):
     """A suite that cannot be run as written: the file, the line and what is wrong."""
-
-    def __init__(self, source: str, message: str, line: int | None = None) -> None:
-        self.source = source
-        self.line = line
-        self.detail = message
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
