@@ -23,7 +23,7 @@ def test_hello_task_is_patched_on_the_status_subresource_as_a_merge_patch(
     """Spec 6.5: `{"status": {"nodes": {...}}}`, merge patch, `/status`; spec 7.1: the
     workflow metadata is the TaskSet's name/namespace and the Workflow uid."""
     plugin = plugin_server((200, hello_reply))
-    kube.create("wf-hello", {"wf-hello-1": HELLO_TASK}, workflow_uid="0b5e-wf-uid")
+    created = kube.create("wf-hello", {"wf-hello-1": HELLO_TASK}, workflow_uid="0b5e-wf-uid")
     run_agent(plugin)
     until(lambda: kube.nodes("wf-hello"))
     assert kube.nodes("wf-hello") == {"wf-hello-1": HELLO_NODE}
@@ -32,7 +32,11 @@ def test_hello_task_is_patched_on_the_status_subresource_as_a_merge_patch(
         patch.path == "/apis/argoproj.io/v1alpha1/namespaces/argo/workflowtasksets/wf-hello/status"
     )
     assert patch.headers["content-type"] == "application/merge-patch+json"
-    assert patch.body == {"status": {"nodes": {"wf-hello-1": HELLO_NODE}}}
+    # the version of the object the result belongs to: a precondition (409 if it changed)
+    assert patch.body == {
+        "metadata": {"resourceVersion": created["metadata"]["resourceVersion"]},
+        "status": {"nodes": {"wf-hello-1": HELLO_NODE}},
+    }
     [call] = plugin.calls
     assert call.body == {
         "workflow": {"metadata": {"name": "wf-hello", "namespace": "argo", "uid": "0b5e-wf-uid"}},

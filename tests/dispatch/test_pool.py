@@ -15,6 +15,7 @@ from webhook.dispatch import (
     PluginClient,
     PluginEndpoint,
     Task,
+    TaskKey,
     TaskResult,
     TemplateExecutor,
     ThreadScheduler,
@@ -243,15 +244,32 @@ def test_forget_lets_a_task_run_again_and_frees_memory(scripted, steps):
         steps.Reply(body={"node": {"phase": "Succeeded"}}),
     )
     collector = Collector()
+    task = Task("node-1", WORKFLOW, TEMPLATE, taskset_uid="ts-1")
     with make_pool(plugin, ManualScheduler(), collector) as pool:
-        pool.submit(Task("ts-1/node-1", WORKFLOW, TEMPLATE))
+        pool.submit(task)
         assert pool.wait_idle(5)
         assert pool.remembered() == 2  # considered + its execution count
-        pool.forget(["ts-1/node-1"])
+        pool.forget([TaskKey("ts-1", "node-1")])
         assert pool.remembered() == 0
-        pool.submit(Task("ts-1/node-1", WORKFLOW, TEMPLATE))
+        pool.submit(task)
         assert pool.wait_idle(5)
     assert plugin.calls == 2
+
+
+def test_the_same_node_of_two_tasksets_runs_twice_and_a_key_names_both(scripted, steps):
+    """A TaskSet deleted and re-created under the same name has a new uid: its node is a
+    new task, not one already considered."""
+    plugin = scripted(steps.Reply(body={"node": {"phase": "Succeeded"}}))
+    with make_pool(plugin, ManualScheduler(), Collector()) as pool:
+        pool.submit(Task("node-1", WORKFLOW, TEMPLATE, taskset_uid="old-uid"))
+        pool.submit(Task("node-1", WORKFLOW, TEMPLATE, taskset_uid="new-uid"))
+        assert pool.wait_idle(5)
+        assert pool.executions(TaskKey("old-uid", "node-1")) == 1
+        assert pool.executions(TaskKey("new-uid", "node-1")) == 1
+        assert pool.executions("node-1") == 0  # no TaskSet: a different key again
+    assert plugin.calls == 2
+    assert str(TaskKey("old-uid", "node-1")) == "old-uid/node-1"
+    assert str(TaskKey("", "node-1")) == "node-1"
 
 
 def test_accept_drops_tasks_no_longer_served(scripted, steps):
@@ -260,12 +278,13 @@ def test_accept_drops_tasks_no_longer_served(scripted, steps):
         [PluginClient(PluginEndpoint(plugin.address), sleep=lambda s: None)]
     )
     with WorkerPool(
-        executor, workers=1, scheduler=ManualScheduler(), accept=lambda key: key.startswith("a/")
+        executor, workers=1, scheduler=ManualScheduler(), accept=lambda key: key.taskset_uid == "a"
     ) as pool:
-        pool.submit(Task("b/node", WORKFLOW, TEMPLATE))
-        pool.submit(Task("a/node", WORKFLOW, TEMPLATE))
+        pool.submit(Task("node", WORKFLOW, TEMPLATE, taskset_uid="b"))
+        pool.submit(Task("node", WORKFLOW, TEMPLATE, taskset_uid="a"))
         assert pool.wait_idle(5)
         assert pool.wait_in_flight(1)
-        assert pool.executions("b/node") == 0
-        assert pool.executions("a/node") == 1
+        assert pool.executions(TaskKey("b", "node")) == 0
+        assert pool.executions(TaskKey("a", "node")) == 1
+        assert pool.running() == ()
     assert plugin.calls == 1

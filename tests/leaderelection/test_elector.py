@@ -263,3 +263,19 @@ def test_micro_times_round_trip_and_foreign_forms_are_read() -> None:
     assert parse_micro_time(None) is None
     record = LeaderRecord.from_lease({"spec": {"holderIdentity": "x", "leaseDurationSeconds": "7"}})
     assert record.holder_identity == "x" and record.lease_duration_seconds == 7
+
+
+def test_a_standby_that_cannot_read_the_lease_is_unhealthy() -> None:
+    store, clock = InMemoryLeaseStore(), ManualClock(START)
+    b = elector(store, "pod-b", clock)
+    store.fail_next(100)
+    assert not b.try_acquire_or_renew()
+    clock.advance(10)
+    assert not b.try_acquire_or_renew()
+    assert b.healthy()  # within a lease duration (plus a retry) of the first attempt
+    clock.advance(10)
+    assert not b.try_acquire_or_renew()
+    assert not b.healthy()
+    store.fail_next(0)
+    assert b.try_acquire_or_renew()
+    assert b.healthy()

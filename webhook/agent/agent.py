@@ -10,9 +10,13 @@ namespaces (or of all namespaces), so its state is keyed by TaskSet uid:
   other failure, after a backoff) lists again, and TaskSets missing from the new list
   are forgotten;
 - for every `spec.tasks` entry whose `status.nodes` phase is not final, a `Task` keyed
-  `<taskset uid>/<node id>` goes to the worker pool, which runs each key once however
-  often events repeat it, until a requeue releases it (spec 6.2, 6.6);
-- results with a phase go to the `PatchWorker` (spec 6.5);
+  `TaskKey(taskset uid, node id)` goes to the worker pool, which runs each key once
+  however often events repeat it, until a requeue releases it (spec 6.2, 6.6); a task
+  whose node turns final while it waits in the queue is dropped (the status is the
+  source of truth, whoever wrote it);
+- results with a phase go to the `PatchWorker` (spec 6.5), which patches with the
+  resourceVersion last seen for that uid as a precondition: a TaskSet deleted and
+  re-created under the same name never gets a result meant for the old one;
 - a TaskSet labelled `workflows.argoproj.io/completed: "true"` is no longer served, and
   a deleted one is forgotten: its pool keys, pending results and requeues go (bounded
   memory; a requeue timer of a forgotten TaskSet finds it inactive and stops);
@@ -22,6 +26,10 @@ namespaces (or of all namespaces), so its state is keyed by TaskSet uid:
 
 The workflow metadata sent to plugins (spec 7.1) is the TaskSet's name and namespace
 (the Workflow's: spec 5.1) and the uid of the Workflow in its ownerReferences.
+
+With leader election (`webhook/agent/service.py`) one `Agent` serves one leadership term:
+`suspected_reruns` are the keys the previous holder had in flight when it stopped
+renewing; running one of them again is logged and counted (at-least-once).
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.agent.metrics import AgentMetrics
 from webhook.agent.patcher import (
     ARGO_PATCH_BACKOFF,
     DEFAULT_PATCH_INTERVAL,
@@ -43,7 +52,14 @@ from webhook.agent.patcher import (
     node_json,
 )
 from webhook.dispatch.executor import FINAL_PHASES, Execution, TemplateExecutor, WorkflowMeta
-from webhook.dispatch.pool import DEFAULT_WORKERS, Scheduler, Task, TaskResult, WorkerPool
+from webhook.dispatch.pool import (
+    DEFAULT_WORKERS,
+    Scheduler,
+    Task,
+    TaskKey,
+    TaskResult,
+    WorkerPool,
+)
 from webhook.dispatch.rpc import PluginClient
 from webhook.httptemplate import HTTPTemplateRunner
 from webhook.kube import KubeApiError, ResourceClient, Watch
@@ -80,27 +96,65 @@ class AgentExecutor(TemplateExecutor):
         *,
         route_by_key: bool = False,
         http: HTTPTemplateRunner | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         super().__init__(clients, route_by_key=route_by_key)
         self.http = http or HTTPTemplateRunner()
+        self.metrics = metrics
 
     def execute(self, workflow: WorkflowMeta, template: Mapping[str, Any]) -> Execution:
+        started = time.monotonic()
         if template.get("plugin") is None and isinstance(template.get("http"), Mapping):
-            return self.http.execute(workflow, template)
-        return super().execute(workflow, template)
+            execution = self.http.execute(workflow, template)
+        else:
+            execution = super().execute(workflow, template)
+        if self.metrics is not None:
+            self.metrics.task_executed(template, execution, time.monotonic() - started)
+        return execution
 
 
 @dataclass(slots=True)
 class _Served:
+    """One TaskSet held in memory: the nodes submitted, and those final in its status."""
+
     ref: TaskSetRef
     scope: str | None
     workflow: WorkflowMeta
     nodes: set[str] = field(default_factory=set)
+    final: set[str] = field(default_factory=set)
+    requeued: set[str] = field(default_factory=set)  # asked to run again (spec 6.6)
     completed: bool = False
 
+    def keys(self, nodes: Iterable[str]) -> list[TaskKey]:
+        return [TaskKey(self.ref.uid, node) for node in nodes]
 
-def _key(uid: str, node_id: str) -> str:
-    return f"{uid}/{node_id}"
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """Who a watched object is, when it is a WorkflowTaskSet at all."""
+
+    uid: str
+    namespace: str
+    name: str
+    metadata: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> _Identity | None:
+        metadata = obj.get("metadata") or {}
+        identity = cls(
+            str(metadata.get("uid") or ""),
+            str(metadata.get("namespace") or ""),
+            str(metadata.get("name") or ""),
+            metadata,
+        )
+        if obj.get("kind", TASKSET_KIND) != TASKSET_KIND:
+            return None
+        if not (identity.uid and identity.name and identity.namespace):
+            return None
+        return identity
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 def workflow_uid(metadata: Mapping[str, Any]) -> str:
@@ -127,17 +181,23 @@ class Agent:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         http: HTTPTemplateRunner | None = None,
+        metrics: AgentMetrics | None = None,
+        suspected_reruns: Iterable[str] = (),
     ) -> None:
         self.api = api
         self.config = config or AgentConfig()
         self.clients = list(clients)
+        self.metrics = metrics
         self._lock = threading.RLock()
         self._served: dict[str, _Served] = {}
         self._streams: dict[str | None, Watch] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._last_contact: dict[str | None, float] = {}  # per scope: last list/watch answer
+        self._suspected_reruns = set(suspected_reruns)
+        self.reruns: list[TaskKey] = []  # suspected re-runs submitted (tests, logs)
         self.executor = AgentExecutor(
-            self.clients, route_by_key=self.config.route_by_key, http=http
+            self.clients, route_by_key=self.config.route_by_key, http=http, metrics=metrics
         )
         self.patcher = PatchWorker(
             self._patch_status,
@@ -145,6 +205,8 @@ class Agent:
             backoff=self.config.patch_backoff,
             sleep=sleep,
             jitter=jitter,
+            on_error=metrics.patch_failed if metrics is not None else None,
+            on_patched=metrics.patches.inc if metrics is not None else None,
         )
         self.pool = WorkerPool(
             self.executor,
@@ -163,6 +225,8 @@ class Agent:
         return list(self.config.namespaces) or [None]
 
     def start(self) -> None:
+        started = time.monotonic()
+        self._last_contact = dict.fromkeys(self.scopes, started)
         log.info(
             "Starting Agent",
             extra={
@@ -225,6 +289,32 @@ class Agent:
         with self._lock:
             return {uid: str(s.ref) for uid, s in self._served.items()}
 
+    def in_flight(self) -> tuple[str, ...]:
+        """The keys of the plugin calls running now (published in the Lease)."""
+        return tuple(str(key) for key in self.pool.running())
+
+    def watch_problems(self) -> list[str]:
+        """Why the watches are not alive: a loop thread ended, or no list or watch
+        answered for two watch timeouts (a healthy watch is re-opened every timeout)."""
+        if self._stopping.is_set() or not self._threads:
+            return []
+        problems = [f"the watch loop {t.name} ended" for t in self._threads if not t.is_alive()]
+        limit = 2 * self.config.watch_timeout + self.config.relist_backoff[1]
+        now = time.monotonic()
+        with self._lock:
+            contacts = dict(self._last_contact)
+        for scope, contact in contacts.items():
+            if now - contact > limit:
+                problems.append(
+                    f"no answer from the API server for {now - contact:.0f}s "
+                    f"(namespace {scope or 'all'})"
+                )
+        return problems
+
+    def _contact(self, scope: str | None) -> None:
+        with self._lock:
+            self._last_contact[scope] = time.monotonic()
+
     # ------------------------------------------------------------------ list + watch
 
     def _serve_scope(self, scope: str | None) -> None:
@@ -234,6 +324,7 @@ class Agent:
             try:
                 listing = self.api.list(scope)
                 self.lists += 1
+                self._contact(scope)
                 failures = 0
                 self._sync(scope, listing.items)
                 self._watch_from(scope, listing.resource_version)
@@ -273,10 +364,12 @@ class Agent:
                 if self._stopping.is_set():
                     return
                 events += 1
+                self._contact(scope)
                 version = event.resource_version or version
                 if event.type == "BOOKMARK":
                     continue
                 self._on_event(scope, event.type, event.object)
+            self._contact(scope)  # a watch the server ended in time is an answer too
             log.debug("watch closed; watching again", extra={"namespace": scope or "all"})
             # A server may close a watch at any time (timeouts, restarts): re-open it at
             # once. Only a stream that keeps closing empty right away means something is
@@ -301,55 +394,83 @@ class Agent:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, scope: str | None, event_type: str, obj: Mapping[str, Any]) -> None:
-        metadata = obj.get("metadata") or {}
-        uid = str(metadata.get("uid") or "")
-        namespace = str(metadata.get("namespace") or "")
-        name = str(metadata.get("name") or "")
-        if obj.get("kind", TASKSET_KIND) != TASKSET_KIND or not (uid and name and namespace):
+        identity = _Identity.of(obj)
+        if identity is None:
+            uid = str((obj.get("metadata") or {}).get("uid") or "")
             log.warning("ignoring an object that is not a WorkflowTaskSet", extra={"uid": uid})
             return
-        log.info(
-            "TaskSet Event",
-            extra={"event_type": event_type, "taskset": f"{namespace}/{name}"},
-        )
+        log.info("TaskSet Event", extra={"event_type": event_type, "taskset": str(identity)})
         with self._lock:
             if self._stopping.is_set():
                 return
             if event_type == "DELETED":
-                self._forget(uid, "deleted")
+                self._forget(identity.uid, "deleted")
                 return
-            served = self._served.get(uid)
+            served = self._served.get(identity.uid)
             if served is None:
-                ref = TaskSetRef(namespace, name, uid)
-                workflow = WorkflowMeta(name, namespace, workflow_uid(metadata))
-                served = self._served[uid] = _Served(ref, scope, workflow)
-            labels = metadata.get("labels") or {}
+                served = self._served[identity.uid] = self._serve(scope, identity)
+            version = str(identity.metadata.get("resourceVersion") or "")
+            if version:
+                self.patcher.observe(identity.uid, version)
+            labels = identity.metadata.get("labels") or {}
             if labels.get(COMPLETED_LABEL) == "true":
-                if not served.completed:
-                    log.info(
-                        "Workflow completed; no longer serving its TaskSet",
-                        extra={"taskset": str(served.ref)},
-                    )
-                    served.completed = True
-                    self._release(served)
+                self._on_completed(served)
                 return
             served.completed = False
-            spec = obj.get("spec") or {}
-            tasks = spec.get("tasks") or {}
-            nodes = (obj.get("status") or {}).get("nodes") or {}
-            # Tasks the controller removed are fulfilled (spec 5.2 cleanup): forget them.
-            removed = [n for n in served.nodes if n not in tasks]
-            if removed:
-                self.pool.forget(_key(uid, n) for n in removed)
-                served.nodes.difference_update(removed)
-            for node_id, template in tasks.items():
-                if not isinstance(template, Mapping):
-                    continue
-                result = nodes.get(node_id)
-                if isinstance(result, Mapping) and result.get("phase") in FINAL_PHASES:
-                    continue
-                served.nodes.add(node_id)
-                self.pool.submit(Task(_key(uid, node_id), served.workflow, dict(template)))
+            self._on_tasks(served, obj)
+
+    @staticmethod
+    def _serve(scope: str | None, identity: _Identity) -> _Served:
+        ref = TaskSetRef(identity.namespace, identity.name, identity.uid)
+        workflow = WorkflowMeta(identity.name, identity.namespace, workflow_uid(identity.metadata))
+        return _Served(ref, scope, workflow)
+
+    def _on_completed(self, served: _Served) -> None:
+        if served.completed:
+            return
+        log.info(
+            "Workflow completed; no longer serving its TaskSet",
+            extra={"taskset": str(served.ref)},
+        )
+        served.completed = True
+        self._release(served)
+
+    def _on_tasks(self, served: _Served, obj: Mapping[str, Any]) -> None:
+        """Submit every task whose node is not final; forget the tasks the controller
+        removed (they are fulfilled, spec 5.2 cleanup)."""
+        tasks = (obj.get("spec") or {}).get("tasks") or {}
+        nodes = (obj.get("status") or {}).get("nodes") or {}
+        removed = [n for n in served.nodes if n not in tasks]
+        if removed:
+            self.pool.forget(served.keys(removed))
+            served.nodes.difference_update(removed)
+        served.final = {
+            node_id
+            for node_id, result in nodes.items()
+            if isinstance(result, Mapping) and result.get("phase") in FINAL_PHASES
+        }
+        for node_id, template in tasks.items():
+            if not isinstance(template, Mapping) or node_id in served.final:
+                continue
+            served.nodes.add(node_id)
+            task = Task(node_id, served.workflow, dict(template), taskset_uid=served.ref.uid)
+            self._note_rerun(task.key, served)
+            self.pool.submit(task)
+
+    def _note_rerun(self, key: TaskKey, served: _Served) -> None:
+        """The previous holder had this task in flight when it died: this run may be
+        its second (at-least-once); say so once."""
+        text = str(key)
+        if text not in self._suspected_reruns:
+            return
+        self._suspected_reruns.discard(text)
+        self.reruns.append(key)
+        if self.metrics is not None:
+            self.metrics.failover_reruns.inc()
+        log.warning(
+            "running a task again that was in flight on the previous Lease holder",
+            extra={"taskset": str(served.ref), "node": key.node_id},
+        )
 
     def _forget(self, uid: str, why: str) -> None:
         served = self._served.pop(uid, None)
@@ -359,28 +480,38 @@ class Agent:
         self._release(served)
 
     def _release(self, served: _Served) -> None:
-        self.pool.forget(_key(served.ref.uid, n) for n in served.nodes)
+        self.pool.forget(served.keys(served.nodes))
         served.nodes.clear()
         self.patcher.forget(served.ref.uid)
 
-    def _is_active(self, key: str) -> bool:
-        uid = key.partition("/")[0]
+    def _is_active(self, key: TaskKey) -> bool:
+        """Run a queued task only if its TaskSet is still served and its node not final."""
         with self._lock:
-            served = self._served.get(uid)
-            return served is not None and not served.completed and not self._stopping.is_set()
+            served = self._served.get(key.taskset_uid)
+            return (
+                served is not None
+                and not served.completed
+                # a Failed or Error reply with a requeue runs again (spec 6.6 edge case)
+                and (key.node_id not in served.final or key.node_id in served.requeued)
+                and not self._stopping.is_set()
+            )
 
     def _on_executed(self, result: TaskResult) -> None:
-        key = result.task.node_id
-        uid, _, node_id = key.partition("/")
+        key = result.task.key
+        node_id = key.node_id
         execution = result.execution
         with self._lock:
-            served = self._served.get(uid)
+            served = self._served.get(key.taskset_uid)
             if served is None or served.completed:
                 # The TaskSet went while the plugin was called: drop the result and
                 # the key the pool just stored again.
                 self.pool.forget([key])
                 return
             ref = served.ref
+            if execution.requeue_seconds > 0:
+                served.requeued.add(node_id)
+            else:
+                served.requeued.discard(node_id)
         if not result.reported:  # spec 6.2: only results with a phase are patched
             return
         log.info(

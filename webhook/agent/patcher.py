@@ -13,7 +13,16 @@ with pending results gets one JSON merge patch `{"status": {"nodes": {...}}}` on
   pending result of that TaskSet into phase `Error` with Argo's message "HTTP request
   completed successfully but an error occurred when patching its result: <err>", which
   is sent on the next tick;
-- 404: the TaskSet is gone; its results are dropped (Argo's agent would exit).
+- 404: the TaskSet is gone; its results are dropped (Argo's agent would exit);
+- every patch carries `metadata.resourceVersion`, the version last seen of *that uid*
+  (from the watch, or from the answer to our previous patch), as a precondition: the API
+  server answers 409 Conflict when the object changed since, which is how a TaskSet
+  deleted and re-created under the same name is told apart (a status patch of a custom
+  resource cannot be made conditional on the uid itself: the status strategy copies
+  the stored metadata over the patched one). A conflict is retried on the same backoff
+  with the newest version the watch has delivered meanwhile, and never turns results
+  into Errors; when the uid is gone the watch's DELETED event (or the next list) drops
+  them.
 
 The sleep and the jitter source are injectable, so tests never wait for the backoff.
 """
@@ -91,8 +100,13 @@ class PatchWorker:
         backoff: PatchBackoff = ARGO_PATCH_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        on_error: Callable[[str], None] | None = None,
+        on_patched: Callable[[], None] | None = None,
     ) -> None:
         self._patch = patch
+        self._on_error = on_error or (lambda reason: None)
+        self._on_patched = on_patched or (lambda: None)
+        self._versions: dict[str, str] = {}  # uid -> resourceVersion last seen
         self.interval = interval
         self.backoff = backoff
         self._sleep = sleep
@@ -117,6 +131,16 @@ class PatchWorker:
         """Drop what is pending for a TaskSet that was deleted or completed."""
         with self._lock:
             self._pending.pop(uid, None)
+            self._versions.pop(uid, None)
+
+    def observe(self, uid: str, resource_version: str) -> None:
+        """The TaskSet `uid` was seen at `resource_version` (a watch event or a list)."""
+        with self._lock:
+            self._versions[uid] = resource_version
+
+    def version(self, uid: str) -> str:
+        with self._lock:
+            return self._versions.get(uid, "")
 
     def pending(self) -> dict[str, dict[str, NodeJson]]:
         """`{"namespace/name": {node_id: node}}`, a copy (tests, debugging)."""
@@ -152,28 +176,40 @@ class PatchWorker:
             for ref, nodes in work:
                 self._patch_taskset(ref, nodes)
 
+    def _body(self, ref: TaskSetRef, nodes: dict[str, NodeJson]) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": {"nodes": nodes}}
+        version = self.version(ref.uid)
+        if version:
+            body["metadata"] = {"resourceVersion": version}
+        return body
+
     def _patch_taskset(self, ref: TaskSetRef, nodes: dict[str, NodeJson]) -> None:
-        body = {"status": {"nodes": nodes}}
         log.info("Processing Patch", extra={"taskset": str(ref), "nodes": sorted(nodes)})
         delay = self.backoff.duration
         for attempt in range(1, self.backoff.steps + 1):
             try:
-                self._patch(ref.namespace, ref.name, body)
+                answer = self._patch(ref.namespace, ref.name, self._body(ref, nodes))
             except KubeApiError as exc:
                 if exc.code == 404:
+                    self._on_error("not-found")
                     log.info(
                         "TaskSet is gone; dropping its results",
                         extra={"taskset": str(ref), "nodes": sorted(nodes)},
                     )
                     self._settle(ref, nodes, None)
                     return
-                if not exc.transient:
+                if exc.code == 409:
+                    self._on_error("conflict")
+                elif not exc.transient:
+                    self._on_error("permanent")
                     log.warning(
                         "TaskSet Patch Failed", extra={"taskset": str(ref), "error": exc.message}
                     )
                     error = {"phase": "Error", "message": PATCH_FAILED_MESSAGE + exc.message}
                     self._settle(ref, nodes, error)
                     return
+                else:
+                    self._on_error("transient")
                 if attempt == self.backoff.steps:
                     log.warning(
                         "TaskSet Patch Failed; retrying on the next tick",
@@ -189,9 +225,21 @@ class PatchWorker:
                 delay *= self.backoff.factor
                 continue
             self.patches_sent += 1
+            self._on_patched()
+            self._observe_answer(ref, answer)
             self._settle(ref, nodes, None)
             log.info("Patched TaskSet", extra={"taskset": str(ref), "nodes": sorted(nodes)})
             return
+
+    def _observe_answer(self, ref: TaskSetRef, answer: object) -> None:
+        """Our own patch made a new version of the same object: patch from it next."""
+        metadata = answer.get("metadata") if isinstance(answer, dict) else None
+        if not isinstance(metadata, dict) or metadata.get("uid") != ref.uid:
+            return
+        version = str(metadata.get("resourceVersion") or "")
+        with self._lock:
+            if version and ref.uid in self._versions:
+                self._versions[ref.uid] = version
 
     def _settle(self, ref: TaskSetRef, sent: dict[str, NodeJson], replace: NodeJson | None) -> None:
         """Drop (or replace) the sent results that were not overwritten meanwhile."""

@@ -34,6 +34,19 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 16  # ARGO_AGENT_TASK_WORKERS default (spec 6.1, 6.2)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class TaskKey:
+    """What the pool runs once: a node of one TaskSet. `taskset_uid` tells a TaskSet
+    re-created under the same name apart from the old one; `execute` and `dev` serve a
+    single workflow and leave it empty."""
+
+    taskset_uid: str
+    node_id: str
+
+    def __str__(self) -> str:
+        return f"{self.taskset_uid}/{self.node_id}" if self.taskset_uid else self.node_id
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """One `WorkflowTaskSet.spec.tasks[node_id]` entry: a processed template."""
@@ -41,6 +54,11 @@ class Task:
     node_id: str
     workflow: WorkflowMeta
     template: Mapping[str, Any]
+    taskset_uid: str = ""
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.taskset_uid, self.node_id)
 
     @property
     def template_name(self) -> str:
@@ -154,7 +172,7 @@ class _Counters:
     outstanding: int = 0  # queued + running + waiting for a requeue timer
     executions: int = 0
     skipped: int = 0
-    by_node: dict[str, int] = field(default_factory=dict)
+    by_key: dict[TaskKey, int] = field(default_factory=dict)
 
 
 class WorkerPool:
@@ -176,7 +194,7 @@ class WorkerPool:
         on_result: Callable[[TaskResult], None] | None = None,
         on_executed: Callable[[TaskResult], None] | None = None,
         follow_requeues: bool = True,
-        accept: Callable[[str], bool] | None = None,
+        accept: Callable[[TaskKey], bool] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -191,7 +209,8 @@ class WorkerPool:
         # Argo's channel is unbuffered; an unbounded queue is used instead so that a
         # requeue timer never blocks behind busy workers (it would delay other timers).
         self._queue: queue.SimpleQueue[Task | object] = queue.SimpleQueue()
-        self._considered: set[str] = set()
+        self._considered: set[TaskKey] = set()
+        self._running: set[TaskKey] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._counters = _Counters()
@@ -217,10 +236,17 @@ class WorkerPool:
             self._counters.outstanding += 1
         self._queue.put(task)
 
-    def executions(self, node_id: str) -> int:
-        """How many times a node was executed (tests and metrics)."""
+    def executions(self, key: TaskKey | str) -> int:
+        """How many times a task was executed (a bare node id: a task with no TaskSet)."""
+        if isinstance(key, str):
+            key = TaskKey("", key)
         with self._lock:
-            return self._counters.by_node.get(node_id, 0)
+            return self._counters.by_key.get(key, 0)
+
+    def running(self) -> tuple[TaskKey, ...]:
+        """The tasks whose plugin call is in flight now, sorted."""
+        with self._lock:
+            return tuple(sorted(self._running))
 
     @property
     def skipped(self) -> int:
@@ -228,17 +254,17 @@ class WorkerPool:
         with self._lock:
             return self._counters.skipped
 
-    def forget(self, node_ids: Iterable[str]) -> None:
+    def forget(self, keys: Iterable[TaskKey]) -> None:
         """Drop what is remembered about these tasks (their TaskSet is gone)."""
         with self._lock:
-            for node_id in node_ids:
-                self._considered.discard(node_id)
-                self._counters.by_node.pop(node_id, None)
+            for key in keys:
+                self._considered.discard(key)
+                self._counters.by_key.pop(key, None)
 
     def remembered(self) -> int:
         """How many task keys are held in memory."""
         with self._lock:
-            return len(self._considered) + len(self._counters.by_node)
+            return len(self._considered) + len(self._counters.by_key)
 
     def wait_in_flight(self, timeout: float | None = None) -> bool:
         """Block until no plugin call is running (queued tasks do not count)."""
@@ -272,33 +298,36 @@ class WorkerPool:
                 self._finish_one()
 
     def _process(self, task: Task) -> None:
-        if self._accept is not None and not self._accept(task.node_id):
-            log.debug("Task no longer served: %s", task.node_id)
+        key = task.key
+        if self._accept is not None and not self._accept(key):
+            log.debug("Task no longer served: %s", key)
             return
         with self._lock:
             if self._closed:
                 return
-            if task.node_id in self._considered:  # sync.Map LoadOrStore (spec 6.2)
+            if key in self._considered:  # sync.Map LoadOrStore (spec 6.2)
                 self._counters.skipped += 1
-                log.debug("Task is already considered: %s", task.node_id)
+                log.debug("Task is already considered: %s", key)
                 return
-            self._considered.add(task.node_id)
+            self._considered.add(key)
             self._counters.executions += 1
-            self._counters.by_node[task.node_id] = self._counters.by_node.get(task.node_id, 0) + 1
+            self._counters.by_key[key] = self._counters.by_key.get(key, 0) + 1
             self._in_flight += 1
+            self._running.add(key)
         try:
             self._execute(task)
         finally:
             with self._idle:
                 self._in_flight -= 1
+                self._running.discard(key)
                 self._idle.notify_all()
 
     def _execute(self, task: Task) -> None:
-        log.debug("Processing task %s", task.node_id)
+        log.debug("Processing task %s", task.key)
         try:
             execution = self.executor.execute(task.workflow, task.template)
         except Exception as exc:  # the executor never raises; keep the worker alive anyway
-            log.exception("executor failed on %s", task.node_id)
+            log.exception("executor failed on %s", task.key)
             execution = Execution(NodeResult(phase="Failed", message=str(exc)))
         result = TaskResult(task, execution)
         self._notify(self._on_executed, result)
@@ -316,7 +345,7 @@ class WorkerPool:
         def requeue() -> None:
             # spec 6.6: forget the node, then push the same snapshot back on the queue
             with self._lock:
-                self._considered.discard(task.node_id)
+                self._considered.discard(task.key)
                 closed = self._closed
             if closed:
                 self._finish_one()
@@ -338,4 +367,4 @@ class WorkerPool:
         try:
             callback(result)
         except Exception:  # a broken observer must not kill a worker
-            log.exception("result callback failed for %s", result.task.node_id)
+            log.exception("result callback failed for %s", result.task.key)

@@ -108,8 +108,10 @@ class PluginClient:
         backoff: Backoff = ARGO_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        on_retry: Callable[[PluginEndpoint], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._on_retry = on_retry  # the agent counts retries in its metrics
         self.transport: Transport = transport or PooledHTTPTransport(
             endpoint.address, timeout=timeout
         )
@@ -151,6 +153,8 @@ class PluginClient:
                 pause,
                 last,
             )
+            if self._on_retry is not None:
+                self._on_retry(self.endpoint)
             self._sleep(pause)
             delay *= self.backoff.factor
         assert last is not None

@@ -168,6 +168,8 @@ class LeaderElector:
         self._reported_leader = ""
         self.last_renewal = 0.0  # monotonic time of the last successful acquire or renew
         self.last_attempt: float | None = None  # monotonic time the last attempt finished
+        self.last_read: float | None = None  # monotonic time the Lease was last read
+        self._first_attempt: float | None = None
         self.transitions = 0  # times this elector started leading
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -267,6 +269,8 @@ class LeaderElector:
             return self._try_acquire_or_renew()
         finally:
             self.last_attempt = self.clock.monotonic()
+            if self._first_attempt is None:
+                self._first_attempt = self.last_attempt
 
     def _try_acquire_or_renew(self) -> bool:
         now = self.clock.now()
@@ -284,6 +288,7 @@ class LeaderElector:
                 "cannot read the Lease", extra={"lease": self.store.description, "error": str(exc)}
             )
             return False
+        self.last_read = self.clock.monotonic()
         if lease is None:
             blank: LeaseObject = {"metadata": {}}
             return self._write(self.store.create, desired.write_into(blank), desired)
@@ -375,12 +380,14 @@ class LeaderElector:
     # ------------------------------------------------------------------ health
 
     def healthy(self) -> bool:
-        """The loop is alive: it finished an attempt within the last lease duration plus
-        one jittered retry, and a holder renewed within its renew deadline."""
-        if self.last_attempt is None:
+        """The renewals are alive: the Lease was read within the last lease duration plus
+        one jittered retry (a standby that cannot reach the API server is not healthy
+        either), and a holder renewed it within the lease duration."""
+        if self._first_attempt is None:
             return True  # not started: nothing is late yet
         now = self.clock.monotonic()
         slack = self.timing.lease_duration + self.timing.retry_period * (1 + JITTER_FACTOR)
-        if now - self.last_attempt > slack:
+        last_read = self.last_read if self.last_read is not None else self._first_attempt
+        if now - last_read > slack:
             return False
         return not (self.is_leader and now - self.last_renewal > self.timing.lease_duration)
