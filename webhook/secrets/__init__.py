@@ -133,11 +133,16 @@ def scan(
 
     def emit(path: str, name: str, hit: Hit, value: str) -> None:
         line = value.count("\n", 0, hit.start) + 1 if "\n" in value else None
+        description = hit.description
+        if hit.judged is not None:
+            description += (
+                f" (a value of {hit.end - hit.start} characters: judged on its first {hit.judged})"
+            )
         findings.append(
             SecretFinding(
                 path=path,
                 rule=hit.rule,
-                description=hit.description,
+                description=description,
                 hint=hit.hint,
                 line=line,
                 in_plugin=path.startswith(plugin_prefixes),

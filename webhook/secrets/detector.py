@@ -14,6 +14,12 @@ or *text* (a script, an embedded config file, a header line). The order of tests
 4. last, for atoms only, an entropy test, behind the allow list (`allow.py`).
 
 Nothing here keeps or returns a value: a hit carries a span and a redacted hint.
+
+Every pass is linear in the length of the string, whatever it holds: rules are bounded
+(`rules.py`), the allow-list predicates are (`allow.py`), searches over whole texts run on
+RE2 or on `str.find`, and a candidate value is judged on at most its first `MAX_JUDGED`
+characters: no credential is longer, and a hit on a longer one says so (`Hit.judged`).
+`work.py` counts the passes, and the tests check that the count grows like the input.
 """
 
 from __future__ import annotations
@@ -36,10 +42,17 @@ from webhook.secrets.allow import (
     name_strength,
     shannon_entropy,
 )
-from webhook.secrets.rules import RuleSet
+from webhook.secrets.linear import LinearPattern
+from webhook.secrets.rules import MAX_TOKEN, RuleSet
+from webhook.secrets.work import tally
 
 MAX_ATOM = 2048  # longer single-line values are scanned as text
 MIN_VALUE = 6
+# A candidate (an assigned value, a header credential, a URL password) longer than this
+# is judged on its first MAX_JUDGED characters: no credential is that long.
+MAX_JUDGED = MAX_TOKEN
+MAX_NAME = 256  # an assignment's name is read back at most this far from its credential word
+MAX_PEM_BODY = 16 * 1024  # judged of a PEM body (an RSA-16384 key is ~12 KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,7 @@ class Hit:
     start: int
     end: int
     hint: str
+    judged: int | None = None  # set when only this many characters of it were judged
 
 
 def redact(secret: str) -> str:
@@ -62,6 +76,7 @@ def redact(secret: str) -> str:
 # ----------------------------------------------------------------------- patterns
 
 _WS = re.compile(r"\s")
+_WS_RUN = re.compile(r"\s+")
 # Long runs of token characters inside text (vendor tokens are never shorter).
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=.~|:^-]{20,}")
 _PEM = re.compile(
@@ -69,13 +84,18 @@ _PEM = re.compile(
     r"((?:\s*[A-Za-z0-9-]+:[^\n]*)*)"  # optional RFC 1421 headers (Proc-Type, DEK-Info)
     r"([\sA-Za-z0-9+/=]*)"
 )
-_PUTTY = re.compile(r"PuTTY-User-Key-File-[0-9]+:[^\n]*\n(?:.*\n){0,4}?Private-Lines:", re.I)
+# On RE2: with `re`, a line of repeated headers rescans the rest of the line from each.
+_PUTTY = LinearPattern(r"(?i:PuTTY-User-Key-File-[0-9]+:[^\n]*\n(?:.*\n){0,4}?Private-Lines:)")
 # scheme://user:password@host  -- the password may hold reserved characters; the greedy
-# password group backs off to the last '@' that is followed by a host.
-_URL_CREDS = re.compile(
-    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://"
-    r"([^\s:/?#@\"'<>]*):([^\s\"'<>]+)@(?=[A-Za-z0-9\[])[A-Za-z0-9.\-\[\]:_]+"
+# password group backs off to the last '@' that is followed by a host. On RE2: with `re`
+# that back-off rescans the rest of the line from every `://`. Groups: 1 the whole
+# credential part (user:password), 2 the password.
+_URL_CREDS = LinearPattern(
+    r"[A-Za-z][A-Za-z0-9+.-]{1,30}://"
+    r"[^\s:/?#@\"'<>]*:([^\s\"'<>]+)@[A-Za-z0-9\[][A-Za-z0-9.\-\[\]:_]*",
+    before=r"(?:^|[^A-Za-z0-9+.-])",
 )
+_URL_PASSWORD = 2  # the password's group in _URL_CREDS
 # After "bearer"/"basic" (found with str.find): the credential.
 _AUTH_SCHEME_TAIL = re.compile(r"[ \t]+([A-Za-z0-9._~+/=-]{8,})")
 # After "authorization": a separator, an optional scheme, the credential.
@@ -107,6 +127,9 @@ _UNQUOTED_VALUE = re.compile(r"[^\s\"'`,;&<>(){}\[\]\\]+")
 _FLAG = re.compile(r"^-{1,2}[A-Za-z][\w.-]*$")
 _TOKENISH = re.compile(r"^[A-Za-z0-9+/=_~.|:^-]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DIGIT = re.compile(r"[0-9]")
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
 _AUTH_WORDS = (
     ("bearer", _AUTH_SCHEME_TAIL),
     ("basic", _AUTH_SCHEME_TAIL),
@@ -175,14 +198,19 @@ class Detector:
             hits = [
                 h
                 for h in hits
-                if not any(p.search(value[h.start : h.end]) for p in self.allow_values)
+                if not any(
+                    p.search(value[h.start : min(h.end, h.start + MAX_JUDGED)])
+                    for p in self.allow_values
+                )
             ]
         return _non_overlapping(hits)
 
     # ------------------------------------------------------------------ atoms
 
     def _atom(self, value: str, name: str | None, hits: list[Hit]) -> None:
-        self._format_rules(value, 0, hits)
+        tally(len(value))  # judged whole: at most MAX_ATOM characters
+        if len(value) >= self.rules.min_length:  # shorter than every rule's shortest match
+            self._format_rules(value, 0, hits)
         if "://" in value:
             self._url_credentials(value, hits)
         if value.startswith(("LS0tLS1", "MII")):
@@ -228,15 +256,14 @@ class Detector:
         n = len(value)
         if n < self.entropy_min_length or _TOKENISH.match(value) is None:
             return
-        has_digit = any(c.isdigit() for c in value)
-        has_upper = any(c.isupper() for c in value)
-        has_lower = any(c.islower() for c in value)
+        # _TOKENISH: ASCII only, so the classes are [0-9], [A-Z], [a-z].
+        has_digit = _DIGIT.search(value) is not None
+        has_upper = _UPPER.search(value) is not None
+        has_lower = _LOWER.search(value) is not None
         if not ((has_digit and (has_upper or has_lower)) or (has_upper and has_lower and n >= 20)):
             return
-        if is_benign(value) or is_reference(value) or is_placeholder(value):
-            return
-        if is_identifier_like(value) or decodes_to_document(value):
-            return
+        # The entropy test first: it is the cheap one, and the allow list below can only
+        # take a hit away, so the order changes nothing but the cost.
         entropy = shannon_entropy(value)
         if _HEX.match(value):
             ok = n >= 32 and entropy >= 3.0
@@ -245,16 +272,21 @@ class Detector:
             # at most log2(length) and log2(alphabet size) bits per character.
             alphabet = 10 * has_digit + 26 * has_upper + 26 * has_lower + 2
             ok = entropy >= 0.8 * min(math.log2(n), math.log2(alphabet))
-        if ok:
-            hits.append(
-                Hit(
-                    "high-entropy-string",
-                    "random-looking literal (high entropy)",
-                    0,
-                    n,
-                    redact(value),
-                )
+        if not ok:
+            return
+        if is_benign(value) or is_reference(value) or is_placeholder(value):
+            return
+        if is_identifier_like(value) or decodes_to_document(value):
+            return
+        hits.append(
+            Hit(
+                "high-entropy-string",
+                "random-looking literal (high entropy)",
+                0,
+                n,
+                redact(value),
             )
+        )
 
     # ------------------------------------------------------------------- text
 
@@ -262,14 +294,15 @@ class Detector:
         if "-----BEGIN" in text:
             self._pem(text, hits)
         if "PuTTY-User-Key-File" in text:
-            for m in _PUTTY.finditer(text):
+            for start, end in _PUTTY.spans(text):
                 hits.append(
-                    Hit("private-key", "PuTTY private key", m.start(), m.end(), redact(m.group()))
+                    Hit("private-key", "PuTTY private key", start, end, redact(text[start:end]))
                 )
         if "://" in text:
             self._url_credentials(text, hits)
         # Whitespace-separated chunks first (str.split is C-fast), then the token runs of
         # the long ones only: about 3x cheaper than one regex pass over a whole script.
+        tally(len(text))
         cursor = 0
         for chunk in [c for c in text.split() if len(c) >= 20]:
             base = text.find(chunk, cursor)
@@ -281,6 +314,7 @@ class Detector:
                 if token.startswith(("LS0tLS1", "MII")):
                     self._encoded_private_key(token, start, hits)
         lowered = text.lower()
+        tally(len(text))
         self._auth_headers(text, lowered, hits)
         self._assignments(text, lowered, hits)
 
@@ -298,7 +332,8 @@ class Detector:
 
     def _pem(self, text: str, hits: list[Hit]) -> None:
         for m in _PEM.finditer(text):
-            body = re.sub(r"\s+", "", m.group(3).split("-----END", 1)[0])
+            tally(m.end() - m.start())
+            body = _WS_RUN.sub("", m.group(3).split("-----END", 1)[0])[:MAX_PEM_BODY]
             if len(body) < 64 or is_placeholder(body) or shannon_entropy(body) < 4.0:
                 continue
             kind = (m.group(1) or "").strip()
@@ -335,8 +370,8 @@ class Detector:
             )
 
     def _url_credentials(self, text: str, hits: list[Hit]) -> None:
-        for m in _URL_CREDS.finditer(text):
-            password = m.group(2)
+        for start, end in _URL_CREDS.spans(text, _URL_PASSWORD):
+            password = _judged(text, start, end)
             if not password or is_reference(password) or is_placeholder(password):
                 continue
             if password.startswith("$") or password in {"x-oauth-basic"}:
@@ -345,25 +380,33 @@ class Detector:
                 Hit(
                     "url-credentials",
                     "password in a URL (scheme://user:password@host)",
-                    m.start(2),
-                    m.end(2),
+                    start,
+                    end,
                     redact(password),
+                    _judged_length(start, end),
                 )
             )
 
     def _auth_headers(self, text: str, lowered: str, hits: list[Hit]) -> None:
         for word, tail in _AUTH_WORDS:
+            tally(len(lowered))
             at = lowered.find(word)
             while at >= 0:
+                after = at + len(word)
                 if at == 0 or not text[at - 1].isalnum():
-                    m = tail.match(text, at + len(word))
+                    # Bounded: separators and scheme (~40) plus the longest judged credential.
+                    stop = min(len(text), after + 64 + MAX_JUDGED)
+                    tally(stop - after)
+                    m = tail.match(text, after, stop)
                     if m is not None:
-                        self._auth_credential(m, hits)
-                at = lowered.find(word, at + len(word))
+                        end = _token_end(text, m.start(1), m.end(1), stop)
+                        self._auth_credential(text, m.start(1), end, hits)
+                        after = max(after, end)
+                at = lowered.find(word, after)
 
     @staticmethod
-    def _auth_credential(m: re.Match[str], hits: list[Hit]) -> None:
-        credential = m.group(1)
+    def _auth_credential(text: str, start: int, end: int, hits: list[Hit]) -> None:
+        credential = _judged(text, start, end)
         if is_reference(credential) or is_placeholder(credential):
             return
         if is_identifier_like(credential) or shannon_entropy(credential) < 2.5:
@@ -372,76 +415,45 @@ class Detector:
             Hit(
                 "authorization-header",
                 "credential in an Authorization header",
-                m.start(1),
-                m.end(1),
+                start,
+                end,
                 redact(credential),
+                _judged_length(start, end),
             )
         )
 
     def _assignments(self, text: str, lowered: str | None, hits: list[Hit]) -> None:
         """`NAME=value`, `name: value`, `"name": "value"`, `--flag value` where the name
-        says credential and the value is a literal that does not look like code."""
+        says credential and the value is a literal that does not look like code.
+
+        One pass: credential words in order; each assignment is read from its word (name
+        back and forth, separator, value) and the next word is looked for after it, so
+        no character is read twice, however many `key=key=...` a value holds."""
         if lowered is None:
             lowered = text.lower()
-        positions: list[int] = []
-        for word in _CRED_WORDS:
-            at = lowered.find(word)
-            while at >= 0:
-                positions.append(at)
-                at = lowered.find(word, at + len(word))
-        if not positions:
-            return
-        positions.sort()
         done = 0
-        for position in positions:
+        for position in _credential_words(lowered):
             if position < done:
                 continue
-            start = position
-            while start > 0 and text[start - 1] in _NAME_CHARS:
-                start -= 1
-            end = _NAME_AT.match(text, position).end()  # type: ignore[union-attr]
-            done = end
-            raw_name = text[start:end]
-            is_flag = raw_name.startswith("-")
-            name = raw_name.lstrip("-")
-            strength = name_strength(name)
-            if strength is Strength.NONE:
+            found = _assignment_at(text, position, done)
+            if found is None:
                 continue
-            tail = _SEP_TAIL.match(text, end)
-            if tail is None and is_flag:
-                tail = _SPACE_TAIL.match(text, end)
-            if tail is None:
+            done = found.resume
+            if found.value_end < 0:
                 continue
-            quote = tail.group(1)
-            vstart = tail.end()
-            if quote in ("'", '"'):
-                close = text.find(quote, vstart, vstart + 400)
-                if close < 0:
-                    continue
-                value = text[vstart:close]
-                if "\n" in value:
-                    continue
-                vend = close
-            else:
-                vm = _UNQUOTED_VALUE.match(text, vstart)
-                if vm is None:
-                    continue
-                value = vm.group()
-                vend = vm.end()
-                if vend < len(text) and text[vend] in "([":
-                    continue  # a call or an index: code, not a literal
-            if not self._assigned_literal(value, strength):
+            value = _judged(text, found.value_start, found.value_end)
+            if not self._assigned_literal(value, found.strength):
                 continue
             hits.append(
                 Hit(
-                    "credential-flag" if is_flag else "credential-assignment",
-                    f"literal assigned to a credential name ({_shorten(name)})",
-                    vstart,
-                    vend,
+                    "credential-flag" if found.is_flag else "credential-assignment",
+                    f"literal assigned to a credential name ({_shorten(found.name)})",
+                    found.value_start,
+                    found.value_end,
                     redact(value),
+                    _judged_length(found.value_start, found.value_end),
                 )
             )
-            done = vend
 
     def _assigned_literal(self, value: str, strength: Strength) -> bool:
         if len(value) < MIN_VALUE or _WS.search(value):
@@ -455,6 +467,113 @@ class Detector:
         if strength is Strength.WEAK:
             return len(value) >= 12 and shannon_entropy(value) >= 3.0 and not is_benign(value)
         return True
+
+
+def _credential_words(lowered: str) -> list[int]:
+    """Where a credential word starts in the lower-cased text, in order."""
+    tally(len(lowered) * len(_CRED_WORDS))
+    positions: list[int] = []
+    for word in _CRED_WORDS:
+        at = lowered.find(word)
+        while at >= 0:
+            positions.append(at)
+            at = lowered.find(word, at + len(word))
+    positions.sort()
+    return positions
+
+
+@dataclass(frozen=True, slots=True)
+class _Assignment:
+    """What `_assignment_at` read: the name, and where the value is (value_end < 0: no
+    literal value). `resume`: where the next credential word may start."""
+
+    name: str
+    is_flag: bool
+    strength: Strength
+    value_start: int
+    value_end: int
+    resume: int
+
+
+def _assignment_at(text: str, position: int, floor: int) -> _Assignment | None:
+    """The assignment whose name holds the credential word at `position`, or None when
+    the name does not say credential. Reads nothing before `floor`."""
+    start, end = _name_around(text, position, floor)
+    raw_name = text[start:end]
+    is_flag = raw_name.startswith("-")
+    name = raw_name.lstrip("-")
+    strength = name_strength(name)
+    if strength is Strength.NONE:
+        return _Assignment(name, is_flag, strength, end, -1, end)
+    span = _value_after(text, end, is_flag)
+    if span is None:
+        return _Assignment(name, is_flag, strength, end, -1, end)
+    value_start, value_end = span
+    return _Assignment(name, is_flag, strength, value_start, value_end, max(end, value_end))
+
+
+def _name_around(text: str, position: int, floor: int) -> tuple[int, int]:
+    """The run of name characters around `position`: back at most MAX_NAME characters
+    (and never before `floor`), forward to the end of the run."""
+    lowest = max(floor, position - MAX_NAME)
+    start = position
+    while start > lowest and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    end = _NAME_AT.match(text, position).end()  # type: ignore[union-attr]
+    tally(end - start)
+    return start, end
+
+
+def _value_after(text: str, name_end: int, is_flag: bool) -> tuple[int, int] | None:
+    """The literal after a name: separator (or, for a flag, spaces), then a quoted value
+    on one line or an unquoted one. None when there is none, or it is code (a call)."""
+    tail = _SEP_TAIL.match(text, name_end, name_end + 64)
+    if tail is None and is_flag:
+        tail = _SPACE_TAIL.match(text, name_end, name_end + 64)
+    if tail is None:
+        return None
+    quote = tail.group(1)
+    value_start = tail.end()
+    if quote in ("'", '"'):
+        close = text.find(quote, value_start, value_start + 400)
+        tally(400)
+        if close < 0 or "\n" in text[value_start:close]:
+            return None
+        return value_start, close
+    stop = min(len(text), value_start + MAX_JUDGED + 1)
+    vm = _UNQUOTED_VALUE.match(text, value_start, stop)
+    if vm is None:
+        return None
+    value_end = _token_end(text, value_start, vm.end(), stop, _UNQUOTED_VALUE)
+    tally(value_end - value_start)
+    if value_end < len(text) and text[value_end] in "([":
+        return None  # a call or an index: code, not a literal
+    return value_start, value_end
+
+
+def _token_end(
+    text: str, start: int, end: int, stop: int, run: re.Pattern[str] | None = None
+) -> int:
+    """`end` of a bounded match; when the match was cut at `stop`, the end of the whole
+    run it belongs to (found in one more pass, so a hit spans the whole value)."""
+    if end < stop or stop >= len(text):
+        return end
+    more = (run or _CREDENTIAL_RUN).match(text, end)
+    return more.end() if more is not None else end
+
+
+_CREDENTIAL_RUN = re.compile(r"[A-Za-z0-9._~+/=-]*")
+
+
+def _judged(text: str, start: int, end: int) -> str:
+    """The part of a candidate that is judged: all of it up to MAX_JUDGED characters."""
+    stop = min(end, start + MAX_JUDGED)
+    tally(stop - start)
+    return text[start:stop]
+
+
+def _judged_length(start: int, end: int) -> int | None:
+    return MAX_JUDGED if end - start > MAX_JUDGED else None
 
 
 def _random_id_shape(value: str) -> bool:

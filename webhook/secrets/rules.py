@@ -1,12 +1,24 @@
-"""Value-format rules: loaded from YAML data, compiled once into one combined regex.
+"""Value-format rules: loaded from YAML data, compiled once, dispatched by prefix.
 
 The built-in rules live in `rules.yaml` next to this module; a policy adds its own with
 the same fields (`parameters.rules`). Rules are validated when they are loaded, so a bad
 user regex is a policy-load error, not a runtime surprise.
+
+Every match is bounded, so a scan is linear in the text whatever it holds:
+
+* an anchored match (a rule tried where a token starts with its prefix) is given at most
+  the rule's longest match (from the regex) or `MAX_TOKEN` characters for rules with an
+  open repeat (`{20,}`); a run longer than that is a blob, not a token;
+* no rule is tried again inside its own previous match (`ABSK/ABSK/...` would otherwise
+  rescan the rest of the token from every `/`);
+* unanchored searches (keyword rules, rules with neither prefix nor keyword) and every
+  policy rule run on RE2 (`linear.py`), which cannot backtrack. A policy rule RE2 cannot
+  express (look-around, back-references) runs on `re` over windows of `2 * MAX_TOKEN`.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +29,15 @@ from typing import Any
 import yaml
 
 from webhook.secrets.allow import is_placeholder, shannon_entropy
+from webhook.secrets.linear import LinearPattern
+from webhook.secrets.work import tally
+
+# The regex parser (re._parser) has no type stubs; it only measures match widths here.
+re_parser: Any = importlib.import_module("re._parser")
+
+# No token any vendor issues is longer (the longest formats, JWTs and 1Password service
+# tokens, are a few hundred to a couple of thousand characters).
+MAX_TOKEN = 4096
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _RULE_KEYS = frozenset(
@@ -48,9 +69,15 @@ class Rule:
     keywords: tuple[str, ...] = ()
     min_entropy: float = 0.0
     allow: tuple[re.Pattern[str], ...] = ()
+    boundary: bool = True
+    min_length: int = 1  # shortest match
+    max_length: int = MAX_TOKEN  # longest match, or MAX_TOKEN for an open repeat
+    searcher: LinearPattern | None = None  # the rule on RE2, for unanchored searches
+    anchored: LinearPattern | None = None  # on RE2 for anchored matches (policy rules)
 
     def accepts(self, matched: str) -> bool:
         """Post-filters on a regex match: entropy floor, rule allow list, placeholders."""
+        tally(len(matched))
         if self.min_entropy and shannon_entropy(matched) < self.min_entropy:
             return False
         if any(a.search(matched) for a in self.allow):
@@ -65,8 +92,19 @@ def _wrap(regex: str, boundary: bool, ignore_case: bool) -> str:
     return body
 
 
-def parse_rule(data: Mapping[str, Any], where: str = "rule") -> Rule:
-    """Validate one rule mapping and compile it."""
+def _match_lengths(source: str) -> tuple[int, int]:
+    """The regex's shortest and longest match; the longest capped at MAX_TOKEN (open
+    repeats are unbounded)."""
+    try:
+        shortest, longest = re_parser.parse(source).getwidth()
+    except (re.error, OverflowError, RecursionError):
+        return 1, MAX_TOKEN
+    return max(1, int(shortest)), min(int(longest), MAX_TOKEN)
+
+
+def parse_rule(data: Mapping[str, Any], where: str = "rule", *, builtin: bool = False) -> Rule:
+    """Validate one rule mapping and compile it. Built-in rules (vetted: no nested
+    repeats) match with `re`; policy rules with RE2 wherever RE2 can express them."""
     if not isinstance(data, Mapping):
         raise RuleError(f"{where}: must be a mapping")
     unknown = set(data) - _RULE_KEYS
@@ -104,6 +142,10 @@ def parse_rule(data: Mapping[str, Any], where: str = "rule") -> Rule:
     except re.error as exc:
         raise RuleError(f"{where} {rule_id}: invalid regex: {exc}") from None
     description = data.get("description", rule_id)
+    body = f"(?i:{regex})" if ignore_case else regex
+    searcher = LinearPattern.compile(body, boundary=boundary)
+    anchored = None if builtin or searcher is None else searcher
+    min_length, max_length = _match_lengths(source)
     return Rule(
         id=rule_id,
         description=str(description),
@@ -113,6 +155,11 @@ def parse_rule(data: Mapping[str, Any], where: str = "rule") -> Rule:
         keywords=tuple(keywords),
         min_entropy=float(min_entropy),
         allow=allow,
+        boundary=boundary,
+        min_length=min_length,
+        max_length=max_length,
+        searcher=searcher,
+        anchored=anchored,
     )
 
 
@@ -136,7 +183,7 @@ class RuleSet:
     neither run on every token.
     """
 
-    __slots__ = ("_by_first", "_keyword_rules", "_unanchored", "rules")
+    __slots__ = ("_by_first", "_keyword_rules", "_unanchored", "min_length", "rules")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         ids = [r.id for r in rules]
@@ -157,6 +204,8 @@ class RuleSet:
         self._by_first = {k: tuple(v) for k, v in by_first.items()}
         self._keyword_rules = tuple(keyword_rules)
         self._unanchored = tuple(unanchored)
+        # No rule matches a string shorter than this (callers skip `find` below it).
+        self.min_length = min((r.min_length for r in self.rules), default=0)
 
     def extended(self, extra: Iterable[Rule]) -> RuleSet:
         extra = list(extra)
@@ -166,12 +215,14 @@ class RuleSet:
 
     def find(self, text: str) -> Iterator[tuple[Rule, int, int]]:
         """Accepted rule matches in one token (no whitespace): (rule, start, end).
-        Matches may overlap; the caller keeps the first of overlapping ones."""
+        Matches of different rules may overlap; the caller keeps the first of them."""
+        n = len(text)
+        tally(n)
         by_first = self._by_first
         starts = [0]
         if _STARTS.search(text) is not None:
             starts.extend(m.end() for m in _STARTS.finditer(text))
-        n = len(text)
+        resume: dict[str, int] = {}  # rule id -> where its last match ended
         for start in starts:
             if start >= n:
                 continue
@@ -179,11 +230,17 @@ class RuleSet:
             if candidates is None:
                 continue
             for prefix, rule in candidates:
-                if text.startswith(prefix, start):
-                    m = rule.pattern.match(text, start)
-                    if m is not None and rule.accepts(m.group()) and _not_masked(text, m.end()):
-                        yield rule, start, m.end()
-                        break
+                if not text.startswith(prefix, start) or resume.get(rule.id, 0) > start:
+                    continue
+                end = _anchored_match(rule, text, start)
+                if end < 0:
+                    continue
+                resume[rule.id] = end
+                if end - start > rule.max_length:
+                    continue  # a run longer than any token of this format: a blob
+                if rule.accepts(text[start:end]) and _not_masked(text, end):
+                    yield rule, start, end
+                    break
         searched: set[str] = set()
         for keyword, rule in self._keyword_rules:
             if keyword in text and rule.id not in searched:
@@ -194,9 +251,46 @@ class RuleSet:
 
     @staticmethod
     def _search(rule: Rule, text: str) -> Iterator[tuple[Rule, int, int]]:
-        for m in rule.pattern.finditer(text):
-            if rule.accepts(m.group()) and _not_masked(text, m.end()):
-                yield rule, m.start(), m.end()
+        for start, end in _search_spans(rule, text):
+            if end - start > rule.max_length:
+                continue
+            if rule.accepts(text[start:end]) and _not_masked(text, end):
+                yield rule, start, end
+
+
+def _anchored_match(rule: Rule, text: str, start: int) -> int:
+    """End of the rule's match at `start`, or -1. Given one character more than the
+    rule's longest match, so a longer run shows as a match longer than `max_length`."""
+    endpos = min(len(text), start + rule.max_length + 1)
+    tally(endpos - start)
+    if rule.anchored is not None:
+        # The boundary before `start` is part of the RE2 pattern: give it that character.
+        offset = start - 1 if rule.boundary and start > 0 else start
+        for span_start, span_end in rule.anchored.spans(text[offset:endpos]):
+            return span_end + offset if span_start + offset == start else -1
+        return -1
+    m = rule.pattern.match(text, start, endpos)
+    return -1 if m is None else m.end()
+
+
+_WINDOW = 2 * MAX_TOKEN
+
+
+def _search_spans(rule: Rule, text: str) -> Iterator[tuple[int, int]]:
+    if rule.searcher is not None:
+        yield from rule.searcher.spans(text)
+        return
+    # `re` only (a policy rule RE2 cannot express): windows that overlap by MAX_TOKEN,
+    # each match reported by the window it starts in.
+    n = len(text)
+    for base in range(0, max(n, 1), _WINDOW - MAX_TOKEN):
+        stop = min(n, base + _WINDOW)
+        tally(stop - base)
+        for m in rule.pattern.finditer(text, base, stop):
+            if m.start() < base + _WINDOW - MAX_TOKEN or stop == n:
+                yield m.start(), m.end()
+        if stop == n:
+            return
 
 
 def _not_masked(text: str, end: int) -> bool:
@@ -207,15 +301,17 @@ def _not_masked(text: str, end: int) -> bool:
 _MASK = re.compile(r"#{3}|\*{3}|x{3}|X{3}|\.{3}|•|…")
 
 
-def load_rules_yaml(text: str, where: str) -> list[Rule]:
+def load_rules_yaml(text: str, where: str, *, builtin: bool = False) -> list[Rule]:
     data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
         raise RuleError(f"{where}: expected a mapping with a 'rules' list")
-    return [parse_rule(r, f"{where} rules[{i}]") for i, r in enumerate(data["rules"])]
+    return [
+        parse_rule(r, f"{where} rules[{i}]", builtin=builtin) for i, r in enumerate(data["rules"])
+    ]
 
 
 @lru_cache(maxsize=1)
 def builtin_ruleset() -> RuleSet:
     """The rules shipped in `webhook/secrets/rules.yaml` (loaded once)."""
     text = resources.files("webhook.secrets").joinpath("rules.yaml").read_text("utf-8")
-    return RuleSet(load_rules_yaml(text, "webhook/secrets/rules.yaml"))
+    return RuleSet(load_rules_yaml(text, "webhook/secrets/rules.yaml", builtin=True))

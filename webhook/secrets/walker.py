@@ -28,6 +28,24 @@ from webhook.secrets.detector import Detector, Hit
 
 Emit = Callable[[str, str, Hit, str], None]
 
+# Where a string sits: a path, or (where, key-or-index, ...) joined only when a hit needs
+# it. Most strings have no hit, and a path string per string (built again at every
+# level of a deep tree) cost more than scanning them.
+Where = str | tuple[Any, ...]
+
+
+def path_of(where: Where) -> str:
+    """The JSON path a `Where` stands for."""
+    groups: list[tuple[Any, ...]] = []
+    node: Any = where
+    while isinstance(node, tuple):
+        groups.append(node[1:])
+        node = node[0]
+    out: str = node
+    for parts in reversed(groups):
+        out = join_path(out, *parts)
+    return out
+
 
 class Walker:
     """One walk over one object; calls `emit(path, name, hit, value)` for every hit."""
@@ -49,25 +67,28 @@ class Walker:
 
     # ------------------------------------------------------------------ strings
 
-    def string(self, value: Any, path: str, name: str | None) -> None:
+    def string(self, value: Any, path: Where, name: str | None) -> None:
         if not isinstance(value, str) or len(value) < 6:
             return
         if name is not None and self._exempt(name):
             return
-        for hit in self._detector.scan_string(value, name):
-            self._emit(path, name or "", hit, value)
+        hits = self._detector.scan_string(value, name)
+        if hits:
+            where = path_of(path)
+            for hit in hits:
+                self._emit(where, name or "", hit, value)
 
-    def anything(self, node: Any, path: str, name: str | None) -> None:
+    def anything(self, node: Any, path: Where, name: str | None) -> None:
         """Every string below `node`, named by its nearest mapping key."""
         if isinstance(node, str):
             self.string(node, path, name)
         elif isinstance(node, Mapping):
             for key, child in node.items():
                 if isinstance(key, str) and key not in ("valueFrom", "secretKeyRef", "envFrom"):
-                    self.anything(child, join_path(path, key), key)
+                    self.anything(child, (path, key), key)
         elif isinstance(node, list):
             for index, child in enumerate(node):
-                self.anything(child, join_path(path, index), name)
+                self.anything(child, (path, index), name)
 
     # ---------------------------------------------------------------- resources
 
@@ -75,7 +96,7 @@ class Walker:
         self,
         obj: Mapping[str, Any],
         container_override: Mapping[str, Any] | None = None,
-        container_path: str | None = None,
+        container_path: Where | None = None,
     ) -> None:
         kind = obj.get("kind")
         if kind == "Secret":
@@ -98,9 +119,9 @@ class Walker:
             for part in parts:
                 node = node.get(part) if isinstance(node, Mapping) else None
             if isinstance(node, Mapping):
-                base = join_path("", *parts)
-                self.metadata(node.get("metadata"), join_path(base, "metadata"))
-                self.pod_spec(node.get("spec"), join_path(base, "spec"))
+                base = ("", *parts)
+                self.metadata(node.get("metadata"), (base, "metadata"))
+                self.pod_spec(node.get("spec"), (base, "spec"))
         elif isinstance(kind, str) and kind in ARGO_WORKFLOW_KINDS:
             if kind == "CronWorkflow" and isinstance(spec, Mapping):
                 self.workflow_spec(spec.get("workflowSpec"), "spec.workflowSpec")
@@ -109,20 +130,20 @@ class Walker:
         elif kind == "ExecutorPlugin" and isinstance(spec, Mapping):
             self.plugin_manifest(spec, "spec", container_override, container_path)
 
-    def metadata(self, metadata: Any, path: str) -> None:
+    def metadata(self, metadata: Any, path: Where) -> None:
         if not isinstance(metadata, Mapping):
             return
         annotations = metadata.get("annotations")
         if isinstance(annotations, Mapping):
             for key, value in annotations.items():
                 if isinstance(key, str) and key not in self._skip_annotations:
-                    self.string(value, join_path(path, "annotations", key), key)
+                    self.string(value, (path, "annotations", key), key)
 
     def configmap(
         self,
         obj: Mapping[str, Any],
         container_override: Mapping[str, Any] | None,
-        container_path: str | None,
+        container_path: Where | None,
     ) -> None:
         data = obj.get("data")
         is_plugin = _is_plugin_configmap(obj)
@@ -130,7 +151,7 @@ class Walker:
             for key, value in data.items():
                 if not isinstance(key, str):
                     continue
-                path = join_path("data", key)
+                path = ("data", key)
                 if is_plugin and key == CONTAINER_KEY:
                     container = container_override
                     if container is None and isinstance(value, str):
@@ -147,14 +168,14 @@ class Walker:
                 if isinstance(key, str) and isinstance(value, str):
                     text = _decode_text(value)
                     if text is not None:
-                        self.string(text, join_path("binaryData", key), key)
+                        self.string(text, ("binaryData", key), key)
 
     def plugin_manifest(
         self,
         spec: Mapping[str, Any],
-        path: str,
+        path: Where,
         container_override: Mapping[str, Any] | None,
-        container_path: str | None,
+        container_path: Where | None,
     ) -> None:
         sidecar = spec.get("sidecar")
         if not isinstance(sidecar, Mapping):
@@ -164,22 +185,22 @@ class Walker:
             raw = sidecar.get("container")
             container = raw if isinstance(raw, Mapping) else None
         if container is not None:
-            self.container(container, container_path or join_path(path, "sidecar", "container"))
+            self.container(container, container_path or (path, "sidecar", "container"))
 
     # ------------------------------------------------------------ pods, containers
 
-    def pod_spec(self, spec: Any, path: str) -> None:
+    def pod_spec(self, spec: Any, path: Where) -> None:
         if not isinstance(spec, Mapping):
             return
         for list_name in POD_CONTAINER_LISTS:
             containers = spec.get(list_name)
             if isinstance(containers, list):
-                list_path = join_path(path, list_name)
+                list_path = (path, list_name)
                 for index, container in enumerate(containers):
                     if isinstance(container, Mapping):
-                        self.container(container, join_path(list_path, index))
+                        self.container(container, (list_path, index))
 
-    def container(self, container: Mapping[str, Any], path: str) -> None:
+    def container(self, container: Mapping[str, Any], path: Where) -> None:
         env = container.get("env")
         if isinstance(env, list):
             for index, var in enumerate(env):
@@ -187,22 +208,22 @@ class Walker:
                     name = var.get("name")
                     self.string(
                         var["value"],
-                        join_path(path, "env", index, "value"),
+                        (path, "env", index, "value"),
                         name if isinstance(name, str) else None,
                     )
         for field in ("command", "args"):
-            self.argv(container.get(field), join_path(path, field))
+            self.argv(container.get(field), (path, field))
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            self.handler(container.get(probe), join_path(path, probe))
+            self.handler(container.get(probe), (path, probe))
         lifecycle = container.get("lifecycle")
         if isinstance(lifecycle, Mapping):
             for hook in ("postStart", "preStop"):
-                self.handler(lifecycle.get(hook), join_path(path, "lifecycle", hook))
+                self.handler(lifecycle.get(hook), (path, "lifecycle", hook))
         source = container.get("source")  # Argo script templates
         if isinstance(source, str):
-            self.string(source, join_path(path, "source"), None)
+            self.string(source, (path, "source"), None)
 
-    def argv(self, argv: Any, path: str) -> None:
+    def argv(self, argv: Any, path: Where) -> None:
         if not isinstance(argv, list):
             return
         previous_flag: str | None = None
@@ -210,22 +231,22 @@ class Walker:
             if not isinstance(arg, str):
                 previous_flag = None
                 continue
-            self.string(arg, join_path(path, index), previous_flag)
+            self.string(arg, (path, index), previous_flag)
             stripped = arg.strip()
             is_flag = stripped.startswith("-") and "=" not in stripped and " " not in stripped
             previous_flag = stripped.lstrip("-") if is_flag and len(stripped) > 1 else None
 
-    def handler(self, handler: Any, path: str) -> None:
+    def handler(self, handler: Any, path: Where) -> None:
         if not isinstance(handler, Mapping):
             return
         exec_ = handler.get("exec")
         if isinstance(exec_, Mapping):
-            self.argv(exec_.get("command"), join_path(path, "exec", "command"))
+            self.argv(exec_.get("command"), (path, "exec", "command"))
         http = handler.get("httpGet")
         if isinstance(http, Mapping):
-            self.headers(http.get("httpHeaders"), join_path(path, "httpGet", "httpHeaders"))
+            self.headers(http.get("httpHeaders"), (path, "httpGet", "httpHeaders"))
 
-    def headers(self, headers: Any, path: str) -> None:
+    def headers(self, headers: Any, path: Where) -> None:
         if not isinstance(headers, list):
             return
         for index, header in enumerate(headers):
@@ -233,56 +254,56 @@ class Walker:
                 name = header.get("name")
                 value = header["value"]
                 if isinstance(name, str) and isinstance(value, str):
-                    self.string(value, join_path(path, index, "value"), name)
+                    self.string(value, (path, index, "value"), name)
 
     # ------------------------------------------------------------------ Argo
 
-    def workflow_spec(self, spec: Any, path: str) -> None:
+    def workflow_spec(self, spec: Any, path: Where) -> None:
         if not isinstance(spec, Mapping):
             return
-        self.parameters(spec.get("arguments"), join_path(path, "arguments"))
+        self.parameters(spec.get("arguments"), (path, "arguments"))
         templates = spec.get("templates")
         if isinstance(templates, list):
             for index, template in enumerate(templates):
                 if isinstance(template, Mapping):
-                    self.template(template, join_path(path, "templates", index))
+                    self.template(template, (path, "templates", index))
         plugins = spec.get("executorPlugins")
         if isinstance(plugins, list):
             for index, plugin in enumerate(plugins):
                 if isinstance(plugin, Mapping) and isinstance(plugin.get("spec"), Mapping):
                     self.plugin_manifest(
                         plugin["spec"],
-                        join_path(path, "executorPlugins", index, "spec"),
+                        (path, "executorPlugins", index, "spec"),
                         None,
                         None,
                     )
 
-    def template(self, template: Mapping[str, Any], path: str) -> None:
-        self.metadata(template.get("metadata"), join_path(path, "metadata"))
+    def template(self, template: Mapping[str, Any], path: Where) -> None:
+        self.metadata(template.get("metadata"), (path, "metadata"))
         for field in ("container", "script"):
             node = template.get(field)
             if isinstance(node, Mapping):
-                self.container(node, join_path(path, field))
+                self.container(node, (path, field))
         for field in ("initContainers", "sidecars"):
             nodes = template.get(field)
             if isinstance(nodes, list):
                 for index, node in enumerate(nodes):
                     if isinstance(node, Mapping):
-                        self.container(node, join_path(path, field, index))
+                        self.container(node, (path, field, index))
         container_set = template.get("containerSet")
         if isinstance(container_set, Mapping):
-            self.pod_spec(container_set, join_path(path, "containerSet"))
+            self.pod_spec(container_set, (path, "containerSet"))
         http = template.get("http")
         if isinstance(http, Mapping):
-            http_path = join_path(path, "http")
-            self.string(http.get("url"), join_path(http_path, "url"), None)
-            self.headers(http.get("headers"), join_path(http_path, "headers"))
-            self.string(http.get("body"), join_path(http_path, "body"), None)
+            http_path = (path, "http")
+            self.string(http.get("url"), (http_path, "url"), None)
+            self.headers(http.get("headers"), (http_path, "headers"))
+            self.string(http.get("body"), (http_path, "body"), None)
         plugin = template.get("plugin")
         if isinstance(plugin, Mapping):
-            self.anything(plugin, join_path(path, "plugin"), None)
-        self.parameters(template.get("inputs"), join_path(path, "inputs"))
-        self.parameters(template.get("arguments"), join_path(path, "arguments"))
+            self.anything(plugin, (path, "plugin"), None)
+        self.parameters(template.get("inputs"), (path, "inputs"))
+        self.parameters(template.get("arguments"), (path, "arguments"))
         steps = template.get("steps")
         if isinstance(steps, list):
             for i, group in enumerate(steps):
@@ -290,17 +311,15 @@ class Walker:
                     for j, step in enumerate(group):
                         if isinstance(step, Mapping):
                             self.parameters(
-                                step.get("arguments"), join_path(path, "steps", i, j, "arguments")
+                                step.get("arguments"), (path, "steps", i, j, "arguments")
                             )
         dag = template.get("dag")
         if isinstance(dag, Mapping) and isinstance(dag.get("tasks"), list):
             for i, task in enumerate(dag["tasks"]):
                 if isinstance(task, Mapping):
-                    self.parameters(
-                        task.get("arguments"), join_path(path, "dag", "tasks", i, "arguments")
-                    )
+                    self.parameters(task.get("arguments"), (path, "dag", "tasks", i, "arguments"))
 
-    def parameters(self, holder: Any, path: str) -> None:
+    def parameters(self, holder: Any, path: Where) -> None:
         if not isinstance(holder, Mapping):
             return
         params = holder.get("parameters")
@@ -313,7 +332,7 @@ class Walker:
             for field in ("value", "default"):
                 self.string(
                     param.get(field),
-                    join_path(path, "parameters", index, field),
+                    (path, "parameters", index, field),
                     name if isinstance(name, str) else None,
                 )
 
