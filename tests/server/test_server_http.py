@@ -116,6 +116,29 @@ def test_body_limit_is_413_and_connection_survives(server: Server) -> None:
     assert status == 200
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_body_far_over_the_limit_is_413_not_a_reset(server: Server, framing: str) -> None:
+    """40 MB, far past what used to be read before answering (4x the limit): the client
+    sends it all before reading, as http.client and curl do, and still gets the 413."""
+    conn = server.client()._connection()
+    chunk = b"a" * 65536
+    count = 40 * 1024 * 1024 // len(chunk)
+    conn.putrequest("POST", "/validate")
+    conn.putheader("Content-Type", "application/json")
+    if framing == "chunked":
+        conn.putheader("Transfer-Encoding", "chunked")
+    else:
+        conn.putheader("Content-Length", str(count * len(chunk)))
+    conn.endheaders()
+    for _ in range(count):
+        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if framing == "chunked" else chunk)
+    if framing == "chunked":
+        conn.send(b"0\r\n\r\n")
+    resp = conn.getresponse()
+    assert_status_json(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(), 413)
+    conn.close()
+
+
 def test_just_under_the_limit_is_reviewed(server: Server) -> None:
     review = json.loads(PAYLOAD_B.read_text())
     review["request"]["uid"] = str(uuid.uuid4())
