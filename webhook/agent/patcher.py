@@ -107,6 +107,7 @@ class PatchWorker:
         self._on_error = on_error or (lambda reason: None)
         self._on_patched = on_patched or (lambda: None)
         self._versions: dict[str, str] = {}  # uid -> resourceVersion last seen
+        self._seen = 0  # versions observed from the watch so far
         self.interval = interval
         self.backoff = backoff
         self._sleep = sleep
@@ -137,6 +138,7 @@ class PatchWorker:
         """The TaskSet `uid` was seen at `resource_version` (a watch event or a list)."""
         with self._lock:
             self._versions[uid] = resource_version
+            self._seen += 1
 
     def version(self, uid: str) -> str:
         with self._lock:
@@ -187,6 +189,8 @@ class PatchWorker:
         log.info("Processing Patch", extra={"taskset": str(ref), "nodes": sorted(nodes)})
         delay = self.backoff.duration
         for attempt in range(1, self.backoff.steps + 1):
+            with self._lock:
+                seen = self._seen
             try:
                 answer = self._patch(ref.namespace, ref.name, self._body(ref, nodes))
             except KubeApiError as exc:
@@ -226,19 +230,21 @@ class PatchWorker:
                 continue
             self.patches_sent += 1
             self._on_patched()
-            self._observe_answer(ref, answer)
+            self._observe_answer(ref, answer, seen)
             self._settle(ref, nodes, None)
             log.info("Patched TaskSet", extra={"taskset": str(ref), "nodes": sorted(nodes)})
             return
 
-    def _observe_answer(self, ref: TaskSetRef, answer: object) -> None:
-        """Our own patch made a new version of the same object: patch from it next."""
+    def _observe_answer(self, ref: TaskSetRef, answer: object, seen: int) -> None:
+        """Our own patch made a new version of the same object: patch from it next,
+        unless the watch delivered a version meanwhile (it may be newer than the answer,
+        which can arrive after the watch events that follow it)."""
         metadata = answer.get("metadata") if isinstance(answer, dict) else None
         if not isinstance(metadata, dict) or metadata.get("uid") != ref.uid:
             return
         version = str(metadata.get("resourceVersion") or "")
         with self._lock:
-            if version and ref.uid in self._versions:
+            if version and ref.uid in self._versions and self._seen == seen:
                 self._versions[ref.uid] = version
 
     def _settle(self, ref: TaskSetRef, sent: dict[str, NodeJson], replace: NodeJson | None) -> None:
