@@ -308,11 +308,12 @@ def make_caller(fast_path: bool = True) -> Callable[[bytes], tuple[str, bytes]]:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pg-cost-"))
     from webhook.server.app import create_app
     from webhook.server.config import ServerConfig
+    from webhook.server.services import Services
     from webhook.server.state import ServingState
 
     devnull = os.open(os.devnull, os.O_WRONLY)
-    state = ServingState.preload(None)
-    app = create_app(ServerConfig(state=state, log_fd=devnull, reload_interval=0))
+    config = ServerConfig(log_fd=devnull, reload_interval=0)
+    app = create_app(config, Services.start(config, state=ServingState.preload(None)))
     status: list[str] = []
 
     def start_response(code: str, headers: Any, exc_info: Any = None) -> None:

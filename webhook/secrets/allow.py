@@ -214,6 +214,7 @@ _CHECKSUM_SEGMENTS = frozenset(
         "sha256",
         "sha512",
         "md5",
+        "md",  # MD5 splits into md, 5
         "fingerprint",
         "etag",
         "revision",
@@ -225,6 +226,13 @@ _CHECKSUM_SEGMENTS = frozenset(
         "uid",
         "uuid",
         "id",
+        "ulid",
+        "ksuid",
+        "trace",
+        "traceparent",
+        "tracestate",
+        "span",
+        "correlation",
     }
 )
 
@@ -369,6 +377,23 @@ _PLACEHOLDER_WORDS = frozenset(
         "fake",
         "foo",
         "bar",
+        # written as an instruction: "set-me-in-vault", "fill_in_later", "TODO_replace"
+        "set",
+        "me",
+        "in",
+        "vault",
+        "todo",
+        "tbd",
+        "fixme",
+        "fill",
+        "later",
+        "provide",
+        "override",
+        "replace",
+        "change",
+        "insert",
+        "put",
+        "via",
     }
 )
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+|[^A-Za-z0-9]+")
@@ -514,10 +539,70 @@ _PUBLIC_MATERIAL = re.compile(
 )
 
 
+# ------------------------------------------------------ formats that are not secrets
+# Written from the formats' own definitions, so that a value is recognised by its
+# structure rather than by looking random or not.
+
+# Subresource Integrity (W3C SRI): sha256/384/512 + '-' + the digest in base64, whose
+# length is fixed by the hash: 32, 48, 64 bytes -> 44, 64, 88 characters with padding.
+_SRI = re.compile(
+    r"^(?:sha256-[A-Za-z0-9+/]{43}=|sha384-[A-Za-z0-9+/]{64}|sha512-[A-Za-z0-9+/]{86}==)$"
+)
+# Go module checksums (go.sum): h1: + base64 of a SHA-256 (32 bytes -> 44 characters).
+_GO_SUM = re.compile(r"^h1:[A-Za-z0-9+/]{43}=$")
+# W3C Trace Context traceparent: version-traceid(32 hex)-parentid(16 hex)-flags.
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# ULID: 26 Crockford base32 characters, 48-bit millisecond time first (so 0-7 first).
+_ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ULID_EARLIEST_MS = 1_420_070_400_000  # 2015-01-01: ULIDs were specified in 2016
+_ULID_LATEST_MS = 2_208_988_800_000  # 2040-01-01
+# Names Kubernetes generates: a ReplicaSet's pod-template hash and the 5-character
+# suffix of generateName, both from the alphabet of its rand.String (no vowels, no
+# 0/1/3 that could spell words): `web-7d4b9c8f6-x2k9p`, `job-x2k9p`.
+_K8S_RAND = "bcdfghjklmnpqrstvwxz2456789"
+_GENERATED_NAME = re.compile(
+    rf"^[a-z0-9](?:[a-z0-9-]{{0,200}}[a-z0-9])?(?:-[{_K8S_RAND}]{{5,10}})?-[{_K8S_RAND}]{{5}}$"
+)
+# An auth scheme with no credential after it.
+_SCHEME_WORDS = frozenset({"bearer", "basic", "token", "digest", "negotiate", "apikey", "api-key"})
+
+
+def is_trace_context(value: str) -> bool:
+    """A W3C traceparent (its fixed layout is no vendor's key format)."""
+    return len(value) == 55 and _TRACEPARENT.match(value) is not None
+
+
+def _ulid_time_is_plausible(value: str) -> bool:
+    ms = 0
+    for c in value[:10]:
+        ms = ms * 32 + _CROCKFORD.index(c)
+    return _ULID_EARLIEST_MS <= ms <= _ULID_LATEST_MS
+
+
+def is_known_format(value: str) -> bool:
+    """A value whose format says what it is, and that is not a credential: a content
+    hash (SRI, go.sum), a trace context, a ULID, a name Kubernetes generated, a bare
+    auth scheme word."""
+    if value.lower() in _SCHEME_WORDS:
+        return True
+    head = value[:7]
+    if head.startswith("sha") and _SRI.match(value):
+        return True
+    if head.startswith("h1:"):
+        return _GO_SUM.match(value) is not None
+    if is_trace_context(value):
+        return True
+    if len(value) == 26 and _ULID.match(value):
+        return _ulid_time_is_plausible(value)
+    return "-" in value and _GENERATED_NAME.match(value) is not None
+
+
 def is_benign(value: str) -> bool:
     """A kind of value that is never a credential on its own."""
     return (
         value.lower() in _BOOLEAN_LIKE
+        or is_known_format(value)
         or _NUMBER.match(value) is not None
         or _UUID.match(value) is not None
         or _GIT_SHA.match(value) is not None

@@ -38,6 +38,7 @@ from webhook.secrets.allow import (
     is_identifier_like,
     is_placeholder,
     is_reference,
+    is_trace_context,
     name_says_not_secret,
     name_strength,
     shannon_entropy,
@@ -579,7 +580,11 @@ def _judged_length(start: int, end: int) -> int | None:
 def _random_id_shape(value: str) -> bool:
     """UUID- or hex-shaped values are benign as identifiers but can be API keys too
     (several vendors issue UUID-shaped keys): under a credential name they count."""
-    return len(value) >= 16 and all(c in "0123456789abcdefABCDEF-" for c in value)
+    return (
+        len(value) >= 16
+        and not is_trace_context(value)
+        and all(c in "0123456789abcdefABCDEF-" for c in value)
+    )
 
 
 def _shorten(name: str) -> str:
