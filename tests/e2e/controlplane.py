@@ -197,16 +197,21 @@ class ManagedProcess:
         log_file: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        separate_stdout: bool = False,
     ) -> None:
+        """stderr goes to `log_file`; stdout too, or with `separate_stdout` to
+        `<log_file>.stdout` (servers whose stderr must be JSON lines only)."""
         self.name = name
         self.argv = list(argv)
         self.log_file = log_file
+        self.stdout_file = log_file.with_name(log_file.name + ".stdout")
         self._log: IO[bytes] = log_file.open("ab")
+        self._out: IO[bytes] | None = self.stdout_file.open("ab") if separate_stdout else None
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stdout=self._out if self._out is not None else self._log,
+            stderr=self._log,
             env=dict(env) if env is not None else child_environment(),
             cwd=cwd,
             start_new_session=True,
@@ -244,6 +249,8 @@ class ManagedProcess:
         # members of the group that outlived the leader
         self.signal(signal.SIGKILL)
         self._log.close()
+        if self._out is not None:
+            self._out.close()
         _RUNNING.discard(self)
         return self.process.returncode
 

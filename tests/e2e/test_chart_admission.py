@@ -112,8 +112,76 @@ def test_kubectl_apply_of_a_corpus_plugin_agrees_with_check(
         for violation in enforced:
             assert f"[{violation['policy']}] {violation['path']}: " in result.stderr
         assert "NotFound" in stored.stderr
-    # kubectl prints each of the webhook's warnings on stderr, allowed or denied, with
-    # the short path and the whole fix (docs/policies.md)
+    # kubectl prints each of the webhook's warnings on stderr, allowed or denied (with the
+    # short path warnings use: `sidecar.` for `data[sidecar.container].`)
     for violation in warned:
         shown = f"Warning: [{violation['policy']}] {short_path(violation['path'])}: "
         assert shown in result.stderr
+
+
+def hello_plugin(namespace: str, **security: Any) -> dict[str, Any]:
+    """The corpus hello plugin (allowed), with `security` merged into its securityContext."""
+    doc = yaml.safe_load((CORPUS / "hello" / "hello-executor-plugin-configmap.yaml").read_text())
+    doc["metadata"]["namespace"] = namespace
+    container = yaml.safe_load(doc["data"]["sidecar.container"])
+    container["securityContext"].update(security)
+    doc["data"]["sidecar.container"] = yaml.safe_dump(container)
+    return dict(doc)
+
+
+def reviews_of(chart: Installation, namespace: str) -> list[dict[str, Any]]:
+    return [r for r in chart.server.reviews() if r.get("namespace") == namespace]
+
+
+def test_server_dry_run_is_judged_and_never_stored(
+    chart: Installation, control_plane: ControlPlane, make_namespace
+) -> None:
+    ns = make_namespace("dryrun")
+    allowed = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(hello_plugin(ns))
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert "configmap/hello-executor-plugin created (server dry run)" in allowed.stdout
+    assert "Warning: [plugin-seccomp-profile]" in allowed.stderr
+
+    root = hello_plugin(ns, runAsUser=0, runAsNonRoot=False)
+    denied = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(root)
+    )
+    assert denied.returncode == 1
+    assert f'admission webhook "{WEBHOOK}" denied the request: ' in denied.stderr
+    assert "[plugin-security-context] data[sidecar.container].securityContext.runAsUser" in (
+        denied.stderr
+    )
+    listed = control_plane.kubectl("get", "configmaps", "-n", ns, "-o", "name", check=True)
+    assert "hello-executor-plugin" not in listed.stdout
+    # the API server said it was a dry run (sideEffects: None makes that allowed)
+    logged = reviews_of(chart, ns)
+    assert [(r["operation"], r["allowed"], r.get("dryRun")) for r in logged] == [
+        ("CREATE", True, True),
+        ("CREATE", False, True),
+    ]
+
+
+def test_an_update_that_makes_a_plugin_worse_is_denied_and_the_stored_one_kept(
+    chart: Installation, control_plane: ControlPlane, make_namespace
+) -> None:
+    ns = make_namespace("update")
+    control_plane.apply([hello_plugin(ns)], check=True)
+    before = control_plane.kubectl(
+        "get", "configmap", "hello-executor-plugin", "-n", ns, "-o", "json", check=True
+    ).json()
+
+    worse = hello_plugin(ns, allowPrivilegeEscalation=True, privileged=True)
+    result = control_plane.apply([worse])
+    assert result.returncode == 1
+    assert f'admission webhook "{WEBHOOK}" denied the request: ' in result.stderr
+    assert "allowPrivilegeEscalation must be false" in result.stderr
+
+    after = control_plane.kubectl(
+        "get", "configmap", "hello-executor-plugin", "-n", ns, "-o", "json", check=True
+    ).json()
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["data"] == before["data"]
+    operations = [(r["operation"], r["allowed"]) for r in reviews_of(chart, ns)]
+    assert operations == [("CREATE", True), ("UPDATE", False)]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from .controlplane import ControlPlane
-from .guard import AGENT_USER, NOBODY
+from .guard import NOBODY
 
 pytestmark = pytest.mark.realapi
 
@@ -40,9 +40,20 @@ def test_it_is_a_real_kube_apiserver_with_rbac(control_plane: ControlPlane) -> N
     assert denied.returncode == 1
     assert 'User "e2e-nobody" cannot list resource "configmaps"' in denied.stderr
     can_i = control_plane.kubectl(
-        "auth", "can-i", "patch", "workflowtasksets/status", "-n", "argo", user=AGENT_USER
+        "auth",
+        "can-i",
+        "patch",
+        "workflowtasksets",
+        "--subresource=status",
+        "-n",
+        "default",
+        user=NOBODY,
     )
-    assert can_i.stdout.strip() == "no"
+    assert (can_i.returncode, can_i.stdout.strip()) == (1, "no")
+    admin = control_plane.kubectl(
+        "auth", "can-i", "patch", "workflowtasksets", "--subresource=status", "-n", "default"
+    )
+    assert (admin.returncode, admin.stdout.strip()) == (0, "yes")
 
 
 def test_second_create_is_409_and_a_stale_update_is_a_conflict(
