@@ -114,20 +114,7 @@ def _opt_str(request: Mapping[str, Any], key: str) -> str:
 
 def parse(body: object) -> _Parsed:
     """Check the envelope and the request fields the core relies on; raise BadReview."""
-    if not isinstance(body, dict):
-        raise BadReview("body", f"must be a JSON object, not {type_word(body)}")
-    api_version = body.get("apiVersion")
-    if not isinstance(api_version, str) or api_version not in API_VERSIONS:
-        raise BadReview(
-            "apiVersion",
-            "must be admission.k8s.io/v1 or admission.k8s.io/v1beta1"
-            + (" (missing)" if api_version is None else ""),
-        )
-    if body.get("kind") != KIND:
-        raise BadReview("kind", "must be AdmissionReview")
-    request = body.get("request")
-    if not isinstance(request, dict):
-        raise BadReview("request", f"must be an object, not {type_word(request)}")
+    api_version, request = _envelope(body)
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview("request.uid", "missing" if uid is None else "must be a non-empty string")
@@ -143,39 +130,12 @@ def parse(body: object) -> _Parsed:
     if dry_run is not None and not isinstance(dry_run, bool):
         raise BadReview("request.dryRun", f"must be a boolean, not {type_word(dry_run)}")
     for key in ("userInfo", "resource", "requestKind", "requestResource", "options"):
-        value = request.get(key)
-        if value is not None and not isinstance(value, dict):
-            raise BadReview(f"request.{key}", f"must be an object, not {type_word(value)}")
-    obj = request.get("object")
-    if obj is not None and not isinstance(obj, dict):
-        raise BadReview("request.object", f"must be an object, not {type_word(obj)}")
-    old = request.get("oldObject")
-    if old is not None and not isinstance(old, dict):
-        raise BadReview("request.oldObject", f"must be an object, not {type_word(old)}")
+        _optional_object(request, key)
+    obj = _optional_object(request, "object")
+    old = _optional_object(request, "oldObject")
     if obj is None and operation in ("CREATE", "UPDATE"):
         raise BadReview("request.object", f"missing for {operation}")
-
-    gvk = request.get("kind")
-    kind = ""
-    if gvk is not None:
-        if not isinstance(gvk, dict):
-            raise BadReview("request.kind", f"must be an object, not {type_word(gvk)}")
-        kind_value = gvk.get("kind")
-        if kind_value is not None and not isinstance(kind_value, str):
-            raise BadReview("request.kind.kind", f"must be a string, not {type_word(kind_value)}")
-        kind = kind_value or ""
-    described = obj if obj is not None else old
-    if described is not None:
-        if not kind and isinstance(described.get("kind"), str):
-            kind = described["kind"]
-        metadata = described.get("metadata")
-        if isinstance(metadata, dict):
-            if not name:
-                meta_name = metadata.get("name") or metadata.get("generateName")
-                if isinstance(meta_name, str):
-                    name = meta_name
-            if not namespace and isinstance(metadata.get("namespace"), str):
-                namespace = metadata["namespace"]
+    kind, namespace, name = _subject(request, obj if obj is not None else old, namespace, name)
     return _Parsed(
         api_version=api_version,
         request=cast(AdmissionRequest, request),
@@ -188,6 +148,61 @@ def parse(body: object) -> _Parsed:
         dry_run=bool(dry_run),
         obj=obj,
     )
+
+
+def _envelope(body: object) -> tuple[str, dict[str, Any]]:
+    """The review's apiVersion and its `request` object."""
+    if not isinstance(body, dict):
+        raise BadReview("body", f"must be a JSON object, not {type_word(body)}")
+    api_version = body.get("apiVersion")
+    if not isinstance(api_version, str) or api_version not in API_VERSIONS:
+        raise BadReview(
+            "apiVersion",
+            "must be admission.k8s.io/v1 or admission.k8s.io/v1beta1"
+            + (" (missing)" if api_version is None else ""),
+        )
+    if body.get("kind") != KIND:
+        raise BadReview("kind", "must be AdmissionReview")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("request", f"must be an object, not {type_word(request)}")
+    return api_version, request
+
+
+def _optional_object(request: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = request.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise BadReview(f"request.{key}", f"must be an object, not {type_word(value)}")
+    return value
+
+
+def _subject(
+    request: Mapping[str, Any], described: Mapping[str, Any] | None, namespace: str, name: str
+) -> tuple[str, str, str]:
+    """(kind, namespace, name) of the object under review: the request's fields, else
+    what the object (or the old object, for DELETE) says of itself."""
+    gvk = request.get("kind")
+    kind = ""
+    if gvk is not None:
+        if not isinstance(gvk, dict):
+            raise BadReview("request.kind", f"must be an object, not {type_word(gvk)}")
+        kind_value = gvk.get("kind")
+        if kind_value is not None and not isinstance(kind_value, str):
+            raise BadReview("request.kind.kind", f"must be a string, not {type_word(kind_value)}")
+        kind = kind_value or ""
+    if described is None:
+        return kind, namespace, name
+    if not kind and isinstance(described.get("kind"), str):
+        kind = described["kind"]
+    metadata = described.get("metadata")
+    if isinstance(metadata, dict):
+        if not name:
+            meta_name = metadata.get("name") or metadata.get("generateName")
+            if isinstance(meta_name, str):
+                name = meta_name
+        if not namespace and isinstance(metadata.get("namespace"), str):
+            namespace = metadata["namespace"]
+    return kind, namespace, name
 
 
 def _clean(text: str, limit: int) -> str:

@@ -228,13 +228,24 @@ def inject(
         )
 
 
-def _inject(
-    pod: Mapping[str, Any],
-    annotations: Any,
-    plugins: Sequence[Any],
-    policies: Any,
-    namespace: str,
-) -> Injection:
+@dataclass(slots=True)
+class _AgentPod:
+    """The parts of an Argo agent pod that injection reads and extends."""
+
+    containers: list[Any]
+    main_index: int
+    volume_names: set[Any]
+    # The four ARGO_PLUGIN_* lists: (container, variable) -> where it is and its values.
+    plugin_env: dict[tuple[str, str], _EnvList]
+    # Every container name and port of the pod (all containers share one network), and
+    # who holds it: "pod" for the pod's own containers, else the injected plugin's label.
+    taken_names: dict[str, str]
+    taken_ports: dict[int, str]
+
+
+def _read_agent_pod(pod: Mapping[str, Any]) -> _AgentPod:
+    """The agent pod's containers, env lists, names and ports; _Unsupported when the pod
+    is not one we can extend safely."""
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         raise _Unsupported("the pod has no spec")
@@ -260,14 +271,12 @@ def _inject(
     main = containers[main_index]
     init_base = pointer("spec", "initContainers", init_index)
     main_base = pointer("spec", "containers", main_index)
-    env = {
+    plugin_env = {
         (INIT_CONTAINER, ADDRESSES_ENV): _read_env(init, init_base, ADDRESSES_ENV),
         (INIT_CONTAINER, NAMES_ENV): _read_env(init, init_base, NAMES_ENV),
         (MAIN_CONTAINER, ADDRESSES_ENV): _read_env(main, main_base, ADDRESSES_ENV),
         (MAIN_CONTAINER, NAMES_ENV): _read_env(main, main_base, NAMES_ENV),
     }
-
-    # Every container name and port of the pod (all containers share one network).
     taken_names: dict[str, str] = {}
     taken_ports: dict[int, str] = {}
     for is_init, group in ((False, containers), (True, init_containers)):
@@ -281,7 +290,84 @@ def _inject(
             if not is_init or container.get("restartPolicy") == "Always":
                 for used in _ports(container):
                     taken_ports.setdefault(used, str(name))
+    return _AgentPod(containers, main_index, volume_names, plugin_env, taken_names, taken_ports)
 
+
+def _already_attached(plugin: ExecutorPlugin, agent: _AgentPod) -> bool:
+    """Attached by Argo's controller, or by us earlier."""
+    name = plugin.container_name
+    return bool(name) and agent.taken_names.get(name) == "pod"
+
+
+def _why_not_injectable(plugin: ExecutorPlugin, agent: _AgentPod) -> str | None:
+    """Why the plugin's sidecar cannot join this pod (None: it can, policies aside)."""
+    if plugin.container is None or plugin.problems:
+        return "its container does not parse as Argo requires (plugin-guard check)"
+    invalid = argo_validate(plugin.container)
+    if invalid:
+        return f"sidecar is invalid: {invalid}"
+    name = plugin.container_name
+    if not name:
+        return "its container has no name"
+    if name in agent.taken_names:
+        return f"container name {name} is already used by plugin {agent.taken_names[name]}"
+    if plugin.port is None:
+        return "ports[0].containerPort is not a number"
+    clash = next((p for p in _ports(plugin.container) if p in agent.taken_ports), None)
+    if clash is not None:
+        return f"port {clash} is already used by container {agent.taken_ports[clash]}"
+    own_mount = _reserved_mount(plugin)
+    if own_mount is not None:
+        return f"it mounts {own_mount} itself, where the agent pod mounts its own volume"
+    token_volume = token_volume_name(name)
+    if plugin.automount_service_account_token and token_volume in agent.volume_names:
+        return f"volume {token_volume} already exists in the pod"
+    return None
+
+
+def _reserved_mount(plugin: ExecutorPlugin) -> str | None:
+    """A mount path of the plugin's own where the agent pod mounts a volume of its own."""
+    reserved = {VAR_RUN_ARGO_PATH}
+    if plugin.automount_service_account_token:
+        reserved.add(SERVICE_ACCOUNT_PATH)
+    for mount in _list(_dict(plugin.container).get("volumeMounts")):
+        if isinstance(mount, dict) and (
+            mount.get("name") == VAR_RUN_ARGO
+            or str(mount.get("mountPath", "")).rstrip("/") in reserved
+        ):
+            return str(mount.get("mountPath"))
+    return None
+
+
+def _sidecar(
+    plugin: ExecutorPlugin, container: dict[str, Any], new_volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The hardened container with Argo's mounts: its token file from `var-run-argo`
+    (subPath = its name), and the service account token when it asks for one."""
+    name = container["name"]
+    container["volumeMounts"] = [
+        *_list(_dict(plugin.container).get("volumeMounts")),
+        {"name": VAR_RUN_ARGO, "mountPath": VAR_RUN_ARGO_PATH, "readOnly": True, "subPath": name},
+    ]
+    if plugin.automount_service_account_token:
+        token_volume = token_volume_name(name)
+        container["volumeMounts"].append(
+            {"name": token_volume, "mountPath": SERVICE_ACCOUNT_PATH, "readOnly": True}
+        )
+        new_volumes.append(
+            {"name": token_volume, "secret": {"secretName": token_secret_name(plugin)}}
+        )
+    return container
+
+
+def _inject(
+    pod: Mapping[str, Any],
+    annotations: Any,
+    plugins: Sequence[Any],
+    policies: Any,
+    namespace: str,
+) -> Injection:
+    agent = _read_agent_pod(pod)
     warnings: list[str] = []
     skipped: list[str] = []
     sidecars: list[dict[str, Any]] = []
@@ -294,90 +380,57 @@ def _inject(
     for plugin in plugins:
         if not isinstance(plugin, ExecutorPlugin) or not _applies_to(plugin, namespace):
             continue
-        name = plugin.container_name
-        if name and taken_names.get(name) == "pod":
-            continue  # already attached (by Argo's controller, or by us earlier)
-        if plugin.container is None or plugin.problems:
-            skip(plugin, "its container does not parse as Argo requires (plugin-guard check)")
+        if _already_attached(plugin, agent):
             continue
-        invalid = argo_validate(plugin.container)
-        if invalid:
-            skip(plugin, f"sidecar is invalid: {invalid}")
-            continue
-        if not name:
-            skip(plugin, "its container has no name")
-            continue
-        if name in taken_names:
-            skip(plugin, f"container name {name} is already used by plugin {taken_names[name]}")
-            continue
-        plugin_port = plugin.port
-        if plugin_port is None:
-            skip(plugin, "ports[0].containerPort is not a number")
-            continue
-        clash = next((p for p in _ports(plugin.container) if p in taken_ports), None)
-        if clash is not None:
-            skip(plugin, f"port {clash} is already used by container {taken_ports[clash]}")
-            continue
-        mounts = _list(plugin.container.get("volumeMounts"))
-        reserved = {VAR_RUN_ARGO_PATH}
-        if plugin.automount_service_account_token:
-            reserved.add(SERVICE_ACCOUNT_PATH)
-        conflict = next(
-            (
-                str(m.get("mountPath"))
-                for m in mounts
-                if isinstance(m, dict)
-                and (
-                    m.get("name") == VAR_RUN_ARGO
-                    or str(m.get("mountPath", "")).rstrip("/") in reserved
-                )
-            ),
-            None,
-        )
-        if conflict is not None:
-            skip(plugin, f"it mounts {conflict} itself, where the agent pod mounts its own volume")
-            continue
-        token_volume = token_volume_name(name)
-        if plugin.automount_service_account_token and token_volume in volume_names:
-            skip(plugin, f"volume {token_volume} already exists in the pod")
+        why_not = _why_not_injectable(plugin, agent)
+        if why_not is not None:
+            skip(plugin, why_not)
             continue
         hardened = harden(plugin, policies, namespace or None)
         if hardened.denied_by:
             skip(plugin, "denied by policy " + ", ".join(hardened.denied_by))
             continue
-
-        container = hardened.container
-        container["volumeMounts"] = [
-            *mounts,
-            {
-                "name": VAR_RUN_ARGO,
-                "mountPath": VAR_RUN_ARGO_PATH,
-                "readOnly": True,
-                "subPath": name,
-            },
-        ]
-        if plugin.automount_service_account_token:
-            container["volumeMounts"].append(
-                {"name": token_volume, "mountPath": SERVICE_ACCOUNT_PATH, "readOnly": True}
-            )
-            new_volumes.append(
-                {"name": token_volume, "secret": {"secretName": token_secret_name(plugin)}}
-            )
-            volume_names.add(token_volume)
-        sidecars.append(container)
-        taken_names[name] = _label(plugin)
-        for p in _ports(plugin.container):
-            taken_ports.setdefault(p, name)
-        address = f"http://localhost:{plugin_port}"
-        for (_, var), entry in env.items():
-            entry.added.append(address if var == ADDRESSES_ENV else name)
+        sidecar = _sidecar(plugin, hardened.container, new_volumes)
+        _take(agent, plugin, sidecar["name"])
+        sidecars.append(sidecar)
 
     if not sidecars:
         return Injection(Result.NOTHING, skipped=tuple(skipped), warnings=tuple(warnings))
-
     injected = tuple(c["name"] for c in sidecars)
+    return Injection(
+        Result.INJECTED,
+        patch=tuple(_patch(agent, annotations, sidecars, new_volumes)),
+        injected=injected,
+        skipped=tuple(skipped),
+        warnings=tuple(warnings),
+    )
+
+
+def _take(agent: _AgentPod, plugin: ExecutorPlugin, name: str) -> None:
+    """The sidecar's name and ports are now used, and Argo's plugin lists name it."""
+    if plugin.automount_service_account_token:
+        agent.volume_names.add(token_volume_name(name))
+    agent.taken_names[name] = _label(plugin)
+    for port in _ports(_dict(plugin.container)):
+        agent.taken_ports.setdefault(port, name)
+    address = f"http://localhost:{plugin.port}"
+    for (_, variable), entry in agent.plugin_env.items():
+        entry.added.append(address if variable == ADDRESSES_ENV else name)
+
+
+def _patch(
+    agent: _AgentPod,
+    annotations: Any,
+    sidecars: list[dict[str, Any]],
+    new_volumes: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The JSON Patch: status annotations, token volumes, the ARGO_PLUGIN_* lists, and
+    the sidecars before `main`."""
     ops: list[dict[str, Any]] = []
-    status = {STATUS_ANNOTATION: STATUS_INJECTED, PLUGINS_ANNOTATION: ",".join(injected)}
+    status = {
+        STATUS_ANNOTATION: STATUS_INJECTED,
+        PLUGINS_ANNOTATION: ",".join(c["name"] for c in sidecars),
+    }
     if not isinstance(annotations, dict):
         ops.append({"op": "add", "path": "/metadata/annotations", "value": status})
     else:
@@ -385,25 +438,18 @@ def _inject(
             ops.append(
                 {"op": "add", "path": pointer("metadata", "annotations", key), "value": value}
             )
-    if new_volumes:
-        for volume in new_volumes:
-            ops.append({"op": "add", "path": "/spec/volumes/-", "value": volume})
+    for volume in new_volumes:
+        ops.append({"op": "add", "path": "/spec/volumes/-", "value": volume})
     created: set[str] = set()
-    for (_, var), entry in env.items():
-        _env_ops(entry, var, ops, created)
+    for (_, variable), entry in agent.plugin_env.items():
+        _env_ops(entry, variable, ops, created)
     # Last: inserting before `main` shifts its index (the env ops above use the old one).
     for offset, container in enumerate(sidecars):
         ops.append(
             {
                 "op": "add",
-                "path": pointer("spec", "containers", main_index + offset),
+                "path": pointer("spec", "containers", agent.main_index + offset),
                 "value": container,
             }
         )
-    return Injection(
-        Result.INJECTED,
-        patch=tuple(ops),
-        injected=injected,
-        skipped=tuple(skipped),
-        warnings=tuple(warnings),
-    )
+    return ops
