@@ -21,7 +21,14 @@ KUBECTL_SHA256 := 65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21
 # directory of a fetched repository that vendors Kubernetes (see the script's header).
 BUILD_KUBE_APISERVER := ../shared/tools/build-kube-apiserver.sh
 
-.PHONY: run test lint typecheck unit clean check-examples e2e e2e-assets
+# The container image (Dockerfile; docs/image.md): `make image` with docker, podman or
+# buildah; without any, the same final filesystem built without an engine (image/rootfs.py).
+IMAGE ?= ghcr.io/argo-plugin-guard/argo-plugin-guard
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# What the daemonless image build and its test need besides Python (Debian packages).
+IMAGE_TOOLS := mmdebstrap unshare nsenter setpriv ip
+
+.PHONY: run test lint typecheck unit clean check-examples e2e e2e-assets image image-rootfs image-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,14 +50,15 @@ run: $(STAMP)
 	$(BIN)/plugin-guard serve --host 127.0.0.1 --port 8443
 
 lint: $(STAMP)
-	$(BIN)/ruff check webhook tests bench
-	$(BIN)/ruff format --check webhook tests bench
+	$(BIN)/ruff check webhook tests bench image
+	$(BIN)/ruff format --check webhook tests bench image
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy image/rootfs.py
 
-unit: $(STAMP) $(HELM)
+unit: $(STAMP) $(HELM) image-tools
 	$(BIN)/pytest -q -n 2 -m 'not realapi' tests
 	@$(BIN)/python tests/e2e/assets.py --from-make-test || true
 
@@ -88,6 +96,43 @@ e2e: $(STAMP) $(HELM)
 	PLUGIN_GUARD_E2E=require $(BIN)/pytest -q -p no:xdist -m realapi tests/e2e
 
 test: lint typecheck unit
+
+image:
+	@engine="$(ENGINE)"; \
+	if [ -z "$$engine" ]; then \
+	  for candidate in docker podman buildah; do \
+	    command -v $$candidate >/dev/null 2>&1 || continue; \
+	    if [ $$candidate = docker ] && ! docker info >/dev/null 2>&1; then continue; fi; \
+	    engine=$$candidate; break; \
+	  done; \
+	fi; \
+	if [ -z "$$engine" ]; then \
+	  echo "make image: no container engine here (no reachable Docker daemon, no podman, no buildah)."; \
+	  echo "make image: building the image's final filesystem without one instead (make image-rootfs;"; \
+	  echo "make image: docs/image.md). That is a directory, not an OCI image: nothing to push."; \
+	  exec $(MAKE) --no-print-directory image-rootfs; \
+	fi; \
+	set -x; $$engine build --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --tag $(IMAGE):$(VERSION) .
+
+image-rootfs: $(STAMP) image-tools
+	$(BIN)/python image/rootfs.py build
+
+# Installs the Debian packages the daemonless image build needs when they are missing and
+# this is root with apt-get (CI, a fresh machine); otherwise says what is missing.
+image-tools:
+	@missing=""; for tool in $(IMAGE_TOOLS); do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing the image build's tools:$$missing (apt-get)"; \
+	  apt-get -qq -o DPkg::Lock::Timeout=120 update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=120 install -y \
+	    --no-install-recommends mmdebstrap util-linux iproute2 >/dev/null; \
+	else \
+	  echo "note: missing$$missing (and not root with apt-get): the image tests will skip (and fail under CI=true)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -325,11 +325,11 @@ def test_single_replica_has_no_pdb_and_old_clusters_no_prestop_sleep(helm: Helm)
 def test_image_tag_defaults_to_app_version_and_digest_wins(helm: Helm) -> None:
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert container(helm.template(*CERT_MANAGER))["image"] == (
-        f"ghcr.io/example/argo-plugin-guard:{app_version}"
+        f"ghcr.io/argo-plugin-guard/argo-plugin-guard:{app_version}"
     )
     digest = "sha256:" + "a" * 64
     image = container(helm.template(*CERT_MANAGER, "--set", f"image.digest={digest}"))["image"]
-    assert image == f"ghcr.io/example/argo-plugin-guard@{digest}"
+    assert image == f"ghcr.io/argo-plugin-guard/argo-plugin-guard@{digest}"
 
 
 def test_service_routes_443_to_the_server_and_never_to_the_test_pod(helm: Helm) -> None:
