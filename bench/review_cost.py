@@ -296,11 +296,12 @@ def review_body(obj: Object) -> bytes:
 def sized_body(build: Callable[[int], Object], size: int) -> bytes:
     """A body of about `size` bytes (within 2%): build, measure, scale, rebuild."""
     body = review_body(build(size))
-    for _ in range(3):
-        if abs(len(body) - size) <= size * 0.02:
+    asked = size
+    for _ in range(6):
+        if abs(len(body) - size) <= size * 0.02 and len(body) <= MAX_BODY:
             break
-        target = max(1024, int(size * size / max(len(body), 1)))
-        body = review_body(build(target))
+        asked = max(1024, int(asked * min(size, MAX_BODY) / max(len(body), 1) * 0.99))
+        body = review_body(build(asked))
     return body
 
 

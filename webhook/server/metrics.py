@@ -139,12 +139,17 @@ class Metrics:
             self._children[key] = children
         children[0].observe(seconds)
         children[1].inc()
+        # Counted per label set first: an object with thousands of findings (a Pod with
+        # 20,000 env entries) is then a few increments, not one lock round per finding.
+        per_result: dict[tuple[str, str, str, str], int] = {}
         for violation in outcome.violations:
             result_key = (violation.policy, violation.action.value, outcome.operation, kind)
+            per_result[result_key] = per_result.get(result_key, 0) + 1
+        for result_key, count in per_result.items():
             child = self._results.get(result_key)
             if child is None:
                 child = self._results[result_key] = self.policy_results.labels(*result_key)
-            child.inc()
+            child.inc(count)
         injection = outcome.injection
         if injection is not None and injection.agent_pod:
             namespace = self._namespace(outcome.namespace)
