@@ -4,10 +4,8 @@ started in-process with small intervals and injected sleeps."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,26 +16,12 @@ from typing import Any
 
 import pytest
 
+from tests.support import kubefake as fakeapi
 from webhook.agent import Agent, AgentConfig, PatchBackoff
 from webhook.dispatch import ManualScheduler, PluginClient, PluginEndpoint
 from webhook.kube import Cluster, kinds
 
 HERE = Path(__file__).resolve().parent
-
-
-def _load_fakeapi() -> Any:
-    # importlib import mode: sibling modules are not importable by name
-    spec = importlib.util.spec_from_file_location(
-        "agent_fakeapi", HERE.parent / "support" / "kubefake.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fakeapi = _load_fakeapi()
 
 
 @pytest.fixture(autouse=True)

@@ -3,13 +3,13 @@ configurations, and a kubeconfig pointing at it."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import kubefake
 
 HERE = Path(__file__).resolve().parent
 NAMESPACE = "argo-plugin-guard"
@@ -17,21 +17,6 @@ SERVICE = "guard"
 SECRET = "guard-tls"
 VALIDATING = "guard-validating"
 MUTATING = "guard-mutating"
-
-
-def _load_kubefake() -> Any:
-    # importlib import mode: sibling modules are not importable by name
-    spec = importlib.util.spec_from_file_location(
-        "certificates_kubefake", HERE.parent / "support" / "kubefake.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-kubefake = _load_kubefake()
 
 
 def webhook_configuration(kind: str, name: str, webhooks: list[str]) -> dict[str, Any]:

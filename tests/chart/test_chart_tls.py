@@ -13,7 +13,6 @@ import base64
 import contextlib
 import copy
 import http.client
-import importlib.util
 import json
 import os
 import signal
@@ -29,6 +28,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+
+from tests.support import kubefake
 
 from .conftest import (
     CERT_MANAGER,
@@ -47,20 +48,6 @@ from .test_chart_serve import free_port, localize, volume_folders
 ZERO_RELEASE = "x"
 ZERO_FULLNAME = "x-argo-plugin-guard"
 SELF_MANAGED_CI = ("--values", str(CI_VALUES / "self-managed-values.yaml"))
-
-
-def _kubefake() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "chart_kubefake", REPO_ROOT / "tests" / "support" / "kubefake.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-kubefake = _kubefake()
 
 
 def zero_flag_render(helm: Helm) -> tuple[str, list[dict[str, Any]]]:

@@ -340,5 +340,9 @@ def test_route_by_key_falls_back_to_all_plugins(scripted, steps, no_sleep):
     assert (named.calls, first.calls) == (1, 1)
 
 
-def test_call_error_type_is_exported():
-    assert issubclass(PluginCallError, Exception)
+def test_a_fatal_reply_is_a_plugin_call_error_carrying_the_node_message(scripted, steps, no_sleep):
+    """The public error of `PluginClient.call`: its text is what the node's message says."""
+    plugin = scripted(steps.Reply(500, "boom"))
+    with pytest.raises(PluginCallError, match=r"^500 Internal Server Error: boom$"):
+        client(plugin, no_sleep).call("template.execute", {"workflow": {}, "template": HELLO})
+    assert plugin.calls == 1

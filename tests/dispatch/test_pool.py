@@ -57,8 +57,30 @@ def make_pool(plugin: Any, scheduler: Any, collector: Collector, workers: int = 
     )
 
 
-def test_default_workers_is_argos():
-    """spec 6.1/6.2: ARGO_AGENT_TASK_WORKERS default 16."""
+def test_a_default_pool_runs_argos_sixteen_tasks_at_once(scripted, steps):
+    """spec 6.1/6.2: ARGO_AGENT_TASK_WORKERS default 16: sixteen calls in flight together,
+    the seventeenth waits for a free worker."""
+    in_flight = threading.Semaphore(0)
+    release = threading.Event()
+    plugin = scripted(steps.Reply(body={"node": {"phase": "Succeeded"}}))
+    client = PluginClient(PluginEndpoint(plugin.address), sleep=lambda s: None)
+    original = client.call
+
+    def held_call(method: str, args: Any) -> Any:
+        in_flight.release()
+        assert release.wait(10)
+        return original(method, args)
+
+    client.call = held_call  # type: ignore[method-assign]
+    with WorkerPool(TemplateExecutor([client])) as pool:
+        for i in range(17):
+            pool.submit(Task(f"n{i}", WORKFLOW, TEMPLATE))
+        for _ in range(DEFAULT_WORKERS):
+            assert in_flight.acquire(timeout=10)
+        assert not in_flight.acquire(timeout=0.3)  # the 17th has no worker yet
+        release.set()
+        assert pool.wait_idle(10)
+    assert plugin.calls == 17
     assert DEFAULT_WORKERS == 16
 
 

@@ -3,32 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import kubefake as fakeapi
 from webhook.kube import Cluster
 
 HERE = Path(__file__).resolve().parent
-
-
-def _load_fakeapi() -> Any:
-    # importlib import mode: sibling modules are not importable by name
-    spec = importlib.util.spec_from_file_location(
-        "kube_fakeapi", HERE.parent / "support" / "kubefake.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fakeapi = _load_fakeapi()
 
 
 @pytest.fixture

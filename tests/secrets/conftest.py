@@ -1,16 +1,12 @@
-"""Fixtures for the inline-secret tests (helpers live in secrets_testkit.py)."""
+"""Fixtures for the inline-secret tests (helpers live in tests/support/secrets_testkit.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from secrets_testkit import load_corpus
+from tests.support.secrets_testkit import load_corpus
 
 
 @pytest.fixture(scope="session")

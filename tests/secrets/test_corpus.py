@@ -4,7 +4,6 @@ scan API, `plugin-guard check --output json` and the webhook server's answers an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import subprocess
@@ -15,11 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
-from secrets_testkit import REPO_ROOT, create_review
 
+from bench import secrets_corpus
+from tests.support.secrets_testkit import REPO_ROOT, create_review
 from webhook.secrets import scan
 
-BENCH = REPO_ROOT / "bench" / "secrets_corpus.py"
 PLUGIN_GUARD = REPO_ROOT / ".venv" / "bin" / "plugin-guard"
 
 # (framing, min precision, min recall): the "done means".
@@ -28,11 +27,7 @@ TARGETS = [("a", 0.95, 0.75), ("b", 0.95, 0.90), ("c", 0.95, 0.90), ("d", 0.95, 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("secrets_corpus_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return secrets_corpus
 
 
 def manifests(bench: ModuleType, rows: list[dict[str, Any]], framing: str) -> dict[int, str]:

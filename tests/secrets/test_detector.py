@@ -9,8 +9,8 @@ import random
 import string
 
 import pytest
-from secrets_testkit import make_token
 
+from tests.support.secrets_testkit import make_token
 from webhook.secrets import scan_value
 from webhook.secrets.allow import Strength, name_strength
 

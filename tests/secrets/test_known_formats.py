@@ -8,8 +8,8 @@ import hashlib
 import random
 
 import pytest
-from secrets_testkit import make_token
 
+from tests.support.secrets_testkit import make_token
 from webhook.secrets import scan_value
 from webhook.secrets.allow import is_known_format
 

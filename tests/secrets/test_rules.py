@@ -8,8 +8,8 @@ import base64
 import re
 
 import pytest
-from secrets_testkit import make_token
 
+from tests.support.secrets_testkit import make_token
 from webhook.secrets import RuleError, ScanConfig, config_from_parameters, scan_value
 from webhook.secrets.rules import RuleSet, builtin_ruleset, parse_rule
 

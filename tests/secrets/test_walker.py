@@ -8,8 +8,8 @@ import copy
 from typing import Any
 
 import yaml
-from secrets_testkit import make_token
 
+from tests.support.secrets_testkit import make_token
 from webhook.policy.checks.inline_secrets import inline_secrets, prepare_secret_scan
 from webhook.policy.model import Action, EvaluationContext, Target, TargetView
 from webhook.secrets import SecretFinding, config_from_parameters, scan

@@ -4,16 +4,16 @@ loopback fake of the ConfigMap list/watch API (tests/support/kubefake.py)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import kubefake as fakecore
 
 from .conftest import SERVE, Server, free_port
 
@@ -24,21 +24,6 @@ if not SHARED.is_dir():  # only outside CI: tests/conftest.py fails a CI run wit
 PAYLOAD_A = json.loads(
     (SHARED / "bench" / "payloads" / "a-plugin-configmap-compliant.json").read_text()
 )
-
-
-def _load_fakecore() -> Any:
-    # importlib import mode: sibling modules are not importable by name
-    spec = importlib.util.spec_from_file_location(
-        "server_kubefake", HERE.parent / "support" / "kubefake.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fakecore = _load_fakecore()
 
 
 def installed_plugin(name: str = "other-executor-plugin", namespace: str = "argo") -> Any:

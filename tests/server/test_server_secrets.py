@@ -9,33 +9,20 @@ Flask app in-process and through `check --output json`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
 
+from bench import secrets_corpus
+from tests.support.secrets_testkit import create_review, load_corpus
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "secrets"))
-
-from secrets_testkit import create_review, load_corpus  # noqa: E402
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "secrets_corpus_bench_server", REPO_ROOT / "bench" / "secrets_corpus.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_no_corpus_secret_in_real_server_answers_or_log(start_server: Any) -> None:
-    bench = _bench()
+    bench = secrets_corpus
     # Values under 8 characters could appear in any text by chance (same rule as
     # tests/secrets/test_corpus.py).
     rows = [row for row in load_corpus() if row["secret"] and len(row["value"]) >= 8]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # tests/support/ -> the repository
 SECRETS_CORPUS = REPO_ROOT.parent / "shared" / "corpora" / "secrets" / "dev.jsonl"
 
 ALPHABETS = {

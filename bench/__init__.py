@@ -1,0 +1,1 @@
+"""Benchmarks (run as scripts); importable as `bench.<name>` so tests reuse their builders."""
