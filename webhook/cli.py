@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "agent": "webhook.agent.commands:agent",
     "test": "webhook.policytest.commands:test",
     "fix": "webhook.fix.commands:fix",
+    "audit": "webhook.audit.commands:audit",
 }
 
 

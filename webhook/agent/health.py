@@ -18,11 +18,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
-from webhook.agent.metrics import AgentMetrics
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Metrics(Protocol):
+    """What the listener serves on /metrics (`AgentMetrics`, `AuditMetrics`)."""
+
+    def render(self) -> tuple[bytes, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ class HealthServer:
         *,
         health: Callable[[], Probe],
         ready: Callable[[], Probe],
-        metrics: AgentMetrics,
+        metrics: Metrics,
     ) -> None:
         routes: dict[str, Callable[[], tuple[int, bytes, str]]] = {
             "/healthz": lambda: _probe(health()),

@@ -25,7 +25,9 @@ from webhook.paths import join_path
 from webhook.policy import checks as _builtin_checks  # noqa: F401
 from webhook.policy.fastschema import compile_error_paths, compile_validity
 from webhook.policy.loader import (
+    DEFAULT_CATEGORY,
     bundled_policies_dir,
+    default_severity,
     read_policy_documents,
     read_policy_file,
     validate_policy_document,
@@ -186,6 +188,9 @@ class Policy:
     rules: tuple[Rule, ...]
     fixes: tuple[Patch, ...]
     source: str
+    # what PolicyReports say of a violation (see the loader's SEVERITIES)
+    severity: str = "medium"
+    category: str = DEFAULT_CATEGORY
 
     @classmethod
     def from_document(
@@ -216,10 +221,11 @@ class Policy:
             else:
                 rules.append(_check_rule(rule, checks, source, document["id"], index))
         kinds = match.get("kinds")
+        action = Action(document["action"])
         return cls(
             id=document["id"],
             description=document["description"],
-            action=Action(document["action"]),
+            action=action,
             match=Match(
                 targets=tuple(Target(t) for t in match["targets"]),
                 kinds=frozenset(kinds) if kinds else None,
@@ -231,7 +237,16 @@ class Policy:
                 Patch(f["op"], f["path"], f.get("value")) for f in document.get("fixes", [])
             ),
             source=source,
+            severity=document.get("severity") or default_severity(action),
+            category=document.get("category") or DEFAULT_CATEGORY,
         )
+
+    def applies(self, views: ResourceViews) -> bool:
+        """The policy looks at this resource: its match selects it and its targets find
+        something in it (a pass means something only then)."""
+        if not self.match.applies_to(views):
+            return False
+        return any(views.get(target) for target in self.match.targets)
 
     def evaluate(self, views: ResourceViews) -> Iterator[Violation]:
         if not self.match.applies_to(views):

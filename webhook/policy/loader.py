@@ -21,6 +21,17 @@ from webhook.policy.registry import CheckRegistry
 API_VERSION = "argo-plugin-guard/v1"
 POLICY_KIND = "Policy"
 POLICY_SUFFIXES = (".yaml", ".yml")
+# The wgpolicyk8s.io PolicyReport severities; a policy without one gets the severity of
+# its action (`default_severity`), and `DEFAULT_CATEGORY` when it names no category.
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+DEFAULT_CATEGORY = "Argo executor plugins"
+_SEVERITY_OF_ACTION = {Action.ENFORCE: "high", Action.WARN: "medium", Action.AUDIT: "low"}
+
+
+def default_severity(action: Action) -> str:
+    """Enforce: high, Warn: medium, Audit: low."""
+    return _SEVERITY_OF_ACTION[action]
+
 
 _GLOBS = {
     "type": "object",
@@ -42,6 +53,9 @@ POLICY_META_SCHEMA: dict[str, Any] = {
         "id": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
         "description": {"type": "string", "minLength": 1},
         "action": {"enum": [a.value for a in Action]},
+        # for reports (PolicyReport results, `audit`): the wgpolicyk8s.io severities
+        "severity": {"enum": list(SEVERITIES)},
+        "category": {"type": "string", "minLength": 1, "maxLength": 63},
         "match": {
             "type": "object",
             "required": ["targets"],

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from webhook.kube import ResourceClient, Watch
+    from webhook.kube import ObjectList, ResourceClient, Watch
 
 log = logging.getLogger("webhook.server.registry")
 
@@ -46,7 +46,13 @@ def _key(obj: dict[str, Any]) -> Key:
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
-def _is_executor_plugin(obj: dict[str, Any]) -> bool:
+def list_plugin_configmaps(api: ResourceClient, namespace: str | None) -> ObjectList:
+    """The ConfigMaps Argo's controller looks at (label key present) in `namespace` (None:
+    all), as the registry lists them; `audit` reads the cluster through this too."""
+    return api.list(namespace, label_selector=TYPE_SELECTOR)
+
+
+def is_executor_plugin(obj: dict[str, Any]) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return isinstance(labels, dict) and labels.get(TYPE_LABEL) == EXECUTOR_PLUGIN
 
@@ -119,7 +125,7 @@ class ClusterRegistry:
         while not self._stop.is_set():
             try:
                 api = self._client()
-                listing = api.list(namespace, label_selector=TYPE_SELECTOR)
+                listing = list_plugin_configmaps(api, namespace)
                 self._replace(namespace, listing.items)
                 self._set_problem(namespace, None)
                 delay = BACKOFF_START
@@ -185,7 +191,7 @@ class ClusterRegistry:
     def _read(self, obj: dict[str, Any]) -> Any:
         from webhook.executor_plugin import read_plugin
 
-        return read_plugin(obj) if _is_executor_plugin(obj) else None
+        return read_plugin(obj) if is_executor_plugin(obj) else None
 
     def _replace(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
         """A fresh list: what the watch missed (added, changed, removed) becomes events."""
