@@ -101,12 +101,6 @@ def _at_path(violation: Violation, path: str | None) -> bool:
     return violation.path.startswith((path + ".", path + "["))
 
 
-def _applies(policy: Policy, views: ResourceViews) -> bool:
-    if not policy.match.applies_to(views):
-        return False
-    return any(views.get(target) for target in policy.match.targets)
-
-
 def result_of(violations: Sequence[Violation], applies: bool) -> str:
     if any(v.action is not Action.WARN for v in violations):
         return "fail"
@@ -144,7 +138,7 @@ def run_suite(suite: Suite) -> SuiteResult:
             for v in verdicts[id(document)].violations
             if v.policy == policy.id and _at_path(v, expectation.path)
         )
-        applies = _applies(policy, ResourceViews(document.obj, context))
+        applies = policy.applies(ResourceViews(document.obj, context))
         cases.append(CaseResult(expectation, result_of(found, applies), None, found))
     return SuiteResult(suite, tuple(cases))
 
