@@ -47,7 +47,9 @@ GUARD_USER = User.service_account(RELEASE_NAMESPACE, FULLNAME)
 AGENT_NAMESPACE = "argo"
 AGENT_USER = User.service_account(AGENT_NAMESPACE, "argo-plugin-guard-agent")
 NOBODY = User("e2e-nobody")
-USERS = (GUARD_USER, AGENT_USER, NOBODY)
+# the chart's agent ServiceAccount (agent.enabled), for the failover test on a real Lease
+CHART_AGENT_USER = User.service_account(RELEASE_NAMESPACE, f"{FULLNAME}-agent")
+USERS = (GUARD_USER, AGENT_USER, NOBODY, CHART_AGENT_USER)
 PLUGIN_LABEL = "workflows.argoproj.io/configmap-type"
 
 
