@@ -144,6 +144,8 @@ def servers(tmp_path: Path) -> Iterator[list[TlsServer]]:
     for server in started:
         text = server.log()
         assert "Traceback" not in text, text
+        for line in text.splitlines():  # stdout too: this mode prints nothing for people
+            assert line.startswith("{") and isinstance(json.loads(line), dict), line
 
 
 def trusting_ca_bundle(api: Any) -> ssl.SSLContext:

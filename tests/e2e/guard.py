@@ -142,12 +142,14 @@ class GuardServer:
         return ssl.create_default_context(cadata=self.ca.pem.decode())
 
     def log_lines(self) -> list[dict[str, Any]]:
-        """The server's JSON log lines on stderr so far (the start-up banner, `serving
-        https://...` and the curl hint, is plain text and skipped)."""
+        """The server's log lines on stderr so far: every one a JSON object, the start-up
+        facts (`serving`, the plugin registry, self-managed TLS) included."""
         lines = []
-        for line in self.process.log_file.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                lines.append(json.loads(line))
+        text = self.process.log_file.read_text(errors="replace")
+        for line in text[: text.rfind("\n") + 1].splitlines():  # whole lines only
+            entry = json.loads(line)
+            assert isinstance(entry, dict), line
+            lines.append(entry)
         return lines
 
     def reviews(self) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Every server gets a free loopback port, its own state folder and process group; the
 fixture stops it with SIGTERM (then SIGKILL to the group if it hangs) and the tests can
-read its log (stderr + stdout) afterwards.
+read its log afterwards: stderr (the JSON log) and stdout (the "try it" lines) are kept
+in two files.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class Server:
         self.extra_env = dict(env or {})
         self.port = free_port()
         self.state_dir = state_dir or tmp / "state"
-        self.log_path = tmp / f"server-{self.port}.log"
+        self.log_path = tmp / f"server-{self.port}.log"  # stderr
+        self.stdout_path = tmp / f"server-{self.port}.out"
         self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.ca_file = self.state_dir / "ca.crt"
@@ -133,9 +135,9 @@ class Server:
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab") as log, open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                cmd, stdout=out, stderr=log, env=env, start_new_session=True
             )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -157,11 +159,21 @@ class Server:
     def client(self) -> Client:
         return Client(self.port, self.ca_file)
 
-    def log(self) -> str:
+    def stderr(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def stdout(self) -> str:
+        try:
+            return self.stdout_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log(self) -> str:
+        """Both streams, stderr first."""
+        return self.stderr() + self.stdout()
 
     def log_lines(self) -> list[dict[str, Any]]:
         out = []

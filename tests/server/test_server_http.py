@@ -219,8 +219,8 @@ def test_tls_1_2_and_1_3_only(server: Server) -> None:
 def test_local_ca_sans_and_reuse_across_restarts(start_server: Any, tmp_path: Path) -> None:
     state = tmp_path / "pg-state"
     first = start_server(["--workers", "1", "--san", "plugin-guard.argo.svc"], state_dir=state)
-    output = first.log()
-    assert f"created local CA: {state / 'ca.crt'}" in output
+    [created] = [e for e in first.log_lines() if e["msg"] == "created local CA"]
+    assert created["caFile"] == str(state / "ca.crt")
     cert = x509.load_pem_x509_certificate((state / "tls.crt").read_bytes())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     names = {str(n) for n in sans.get_values_for_type(x509.DNSName)} | {
@@ -241,7 +241,8 @@ def test_local_ca_sans_and_reuse_across_restarts(start_server: Any, tmp_path: Pa
     assert first.proc is not None and first.proc.returncode == 0
 
     second = start_server(["--workers", "1", "--san", "plugin-guard.argo.svc"], state_dir=state)
-    assert f"reusing local CA: {state / 'ca.crt'}" in second.log()
+    [reused] = [e for e in second.log_lines() if e["msg"] == "reusing local CA"]
+    assert reused["caFile"] == str(state / "ca.crt")
     assert {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()} == before
     status, _, _ = second.client().request("GET", "/healthz")
     assert status == 200
@@ -250,7 +251,7 @@ def test_local_ca_sans_and_reuse_across_restarts(start_server: Any, tmp_path: Pa
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_printed_curl_lines_work(start_server: Any) -> None:
     srv = start_server(["--workers", "1"])
-    lines = [line.strip() for line in srv.log().splitlines() if line.strip().startswith("curl ")]
+    lines = [line.strip() for line in srv.stdout().splitlines() if line.strip().startswith("curl ")]
     assert len(lines) == 2
     assert f"--cacert {srv.ca_file}" in lines[0]
     health = subprocess.run(shlex.split(lines[0]), capture_output=True, timeout=30, check=True)

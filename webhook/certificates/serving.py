@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from webhook.certificates.controller import (
     CertificateController,
@@ -133,14 +134,18 @@ class SelfManagedTls:
     def start(self) -> None:
         self.controller.start()
 
-    def describe(self) -> str:
+    def describe(self) -> dict[str, Any]:
+        """The start-up facts, as fields of serve's `self-managed TLS` log line."""
         c = self.controller
-        targets = ", ".join(str(r) for r in c.webhooks) or "no webhook configuration"
-        state = "certificate in place" if c.serving else f"waiting: {c.problem}"
-        return (
-            f"self-managed TLS: Secret {c.secret_ref} for {c.names[0]}; caBundle of "
-            f"{targets}; {state}"
-        )
+        facts: dict[str, Any] = {
+            "secret": str(c.secret_ref),
+            "dnsName": c.names[0],
+            "webhookConfigurations": [str(r) for r in c.webhooks],
+            "certificate": "in place" if c.serving else "waiting",
+        }
+        if not c.serving:
+            facts["problem"] = c.problem
+        return facts
 
 
 def _private_folder() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import ssl
@@ -17,6 +18,10 @@ from webhook.errors import GuardError
 
 if TYPE_CHECKING:
     from webhook.server.state import ServingState
+
+# The start-up facts are log events like every other stderr line (one JSON object each);
+# only the "try it" lines meant for a person at a terminal go to stdout.
+log = logging.getLogger("webhook.server")
 
 CURL_REVIEW = (
     '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"demo-1",'
@@ -258,6 +263,9 @@ def serve(
         sans,
         cert_file is not None,
     )
+    from webhook.server import logs
+
+    logs.configure(log_level)  # JSON lines on stderr from the first one
     plugins_cluster = None
     if plugins_from_cluster:
         from webhook.kube import load_config
@@ -273,21 +281,31 @@ def serve(
 
     self_managed = None
     if tls_options is not None:
-        self_managed = _prepare_self_managed_tls(tls_options, log_level)
+        self_managed = _prepare_self_managed_tls(tls_options)
         certificate = ServingCertificate(self_managed.cert_file, self_managed.key_file)
     else:
         certificate = _serving_certificate(cert_file, key_file, (host, *sans), state_dir)
     state = _preload_state(policies_dir, plugins_dir)
     _check_port_free(host, port)
     url = _https_url(host, port)
-    click.echo(
-        f"serving {url}/validate with {len(getattr(state.policy_set, 'policy_ids', []))} "
-        f"policies ({policies_dir or 'bundled'}), {workers} worker(s)",
-        err=True,
+    log.info(
+        "serving",
+        extra={
+            "url": f"{url}/validate",
+            "policies": len(getattr(state.policy_set, "policy_ids", [])),
+            "policiesDir": str(policies_dir) if policies_dir else "bundled",
+            "workers": workers,
+            "threads": threads,
+        },
     )
     if plugins_cluster is not None:
-        where = ", ".join(plugins_namespaces) or "all namespaces"
-        click.echo(f"plugin registry: ConfigMaps in {where} ({plugins_cluster.source})", err=True)
+        log.info(
+            "plugin registry from the cluster",
+            extra={
+                "namespaces": list(plugins_namespaces) or "all",
+                "kubeconfig": plugins_cluster.source,
+            },
+        )
     if certificate.ca_file is not None:
         _print_try_it(url, certificate.ca_file)
 
@@ -351,17 +369,15 @@ class ServingCertificate:
     ca_file: Path | None = None
 
 
-def _prepare_self_managed_tls(tls_options: Any, log_level: str) -> Any:
+def _prepare_self_managed_tls(tls_options: Any) -> Any:
     """`--tls-secret-name`: the controller that keeps the Secret (started before gunicorn)."""
     from webhook.certificates.serving import SelfManagedTls, TlsOptionError
-    from webhook.server import logs
 
-    logs.configure(log_level)  # the controller's lines are JSON from the first one
     try:
         self_managed = SelfManagedTls.prepare(tls_options)
     except TlsOptionError as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(self_managed.describe(), err=True)
+    log.info("self-managed TLS", extra=self_managed.describe())
     return self_managed
 
 
@@ -379,7 +395,9 @@ def _serving_certificate(
         paths, created = certs.ensure_local_certs(folder, names)
     except OSError as exc:
         raise click.UsageError(f"cannot write certificates under {folder}: {exc}") from exc
-    click.echo(f"{'created' if created else 'reusing'} local CA: {paths.ca_cert}", err=True)
+    log.info(
+        f"{'created' if created else 'reusing'} local CA", extra={"caFile": str(paths.ca_cert)}
+    )
     return ServingCertificate(paths.cert, paths.key, paths.ca_cert)
 
 
@@ -402,11 +420,11 @@ def _https_url(host: str, port: int) -> str:
 
 
 def _print_try_it(url: str, ca_file: Path) -> None:
-    click.echo(f"try it:\n  curl --cacert {ca_file} {url}/healthz", err=True)
+    """For the person at the terminal (stdout: stderr is the JSON log)."""
+    click.echo(f"try it:\n  curl --cacert {ca_file} {url}/healthz")
     click.echo(
         f"  curl --cacert {ca_file} -H 'Content-Type: application/json' "
-        f"-d '{CURL_REVIEW}' {url}/validate",
-        err=True,
+        f"-d '{CURL_REVIEW}' {url}/validate"
     )
 
 
