@@ -16,8 +16,10 @@ detector's memory of long texts is cleared before each call: first-seen cost).
 Baseline in the same run, per body: `json.loads` + `json.dumps` of the same body, the
 floor that any webhook pays for a review of that size.
 
-Columns: ms per review, ms per MiB of body, and for each class the ratio of the largest
-to the smallest size's time next to the ratio of the sizes (linear: the two agree).
+Columns: ms per review, ms per MiB of body, the verdict, which secret-scan limit the
+review reached (`findings`, `judged`; see docs/secrets.md), and for each class the
+ratio of the largest to the smallest size's time next to the ratio of the sizes
+(linear: the two agree; a class that reaches a limit grows less).
 The target (issue 15): every class at or under 250 ms at 1.5 MiB.
 """
 
@@ -175,6 +177,41 @@ def env_entries(n: int) -> Object:
     }
 
 
+def env_ids(n: int) -> Object:
+    """A Pod with many env entries holding content ids (git commit SHAs, sha256 digests):
+    random-looking, so each one reaches the allow list's judgement, and benign."""
+    rng = _rng("env-ids")
+    env: list[dict[str, str]] = []
+    size = 0
+    i = 0
+    while size < n:
+        digest = "".join(rng.choices("0123456789abcdef", k=64))
+        value = digest[:40] if i % 2 == 0 else f"sha256:{digest}"
+        env.append({"name": f"BUILD_{rng.choice(_WORDS).upper()}_{i}", "value": value})
+        size += len(value) + 40
+        i += 1
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "many-ids", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1.0", "env": env}]},
+    }
+
+
+def deep_words(n: int) -> Object:
+    """As `deep`, with plain words at the leaves: no finding, so no limit: the walk."""
+    rng = _rng("deep-words")
+
+    def tree(depth: int) -> Any:
+        if depth == 0:
+            return {"leaf": " ".join(rng.choices(_WORDS, k=3)), "n": "x"}
+        return {"k": tree(depth - 1), "s": rng.choice(_WORDS)}
+
+    per_tree = len(json.dumps(tree(40)))
+    trees = [tree(40) for _ in range(max(1, n // per_tree))]
+    return _workflow([{"name": "main", "plugin": {"deep": {"trees": trees}}}])
+
+
 def deep_nesting(n: int) -> Object:
     """A Workflow plugin template whose inputs are trees 40 levels deep (the walker
     reads every string below `plugin`)."""
@@ -267,7 +304,9 @@ CLASSES: dict[str, Callable[[int], Object]] = {
     "hex": hex_blob,
     "words": words,
     "env": env_entries,
+    "env-ids": env_ids,
     "deep": deep_nesting,
+    "deep-words": deep_words,
     "script": plugin_script,
     "workflow": workflow_templates,
 }
@@ -340,6 +379,13 @@ def make_caller(fast_path: bool = True) -> Callable[[bytes], tuple[str, bytes]]:
     return call
 
 
+def scan_limit(response: dict[str, Any]) -> str:
+    """Which limit of the secret scan the review reached, from what kubectl would show."""
+    said = " ".join(response.get("warnings") or []) + str(response.get("status") or "")
+    reached = [name for name in ("findings", "judgedValues") if f"limits.{name}" in said]
+    return ",".join("judged" if name == "judgedValues" else name for name in reached) or "-"
+
+
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
     """(CPU seconds, wall seconds), medians. CPU time (`time.process_time`, one thread)
     is the figure: on a shared machine the wall clock also counts waiting for a core."""
@@ -377,7 +423,7 @@ def main() -> int:
         f"review cost, in-process /validate (bundled policies), median of {args.repeat}, "
         "CPU ms (wall ms beside it); baseline = json.loads + json.dumps of the same body"
     )
-    header = f"{'content':9} {'size':>8} {'bytes':>9} {'review ms':>10} {'ms/MiB':>8} {'wall ms':>8} {'baseline ms':>12} {'verdict':>8}"
+    header = f"{'content':9} {'size':>8} {'bytes':>9} {'review ms':>10} {'ms/MiB':>8} {'wall ms':>8} {'baseline ms':>12} {'verdict':>8} {'scan limit':>11}"
     print(header)
     print("-" * len(header))
     worst_at_target = 0.0
@@ -392,7 +438,8 @@ def main() -> int:
                 print(f"{name:9} {size:>8} {len(body):>9} HTTP {code}: {answer[:200]!r}")
                 failed = True
                 continue
-            allowed = json.loads(answer)["response"]["allowed"]
+            response = json.loads(answer)["response"]
+            allowed = response["allowed"]
             seconds, wall = timed(lambda body=body: call(body), args.repeat)
             base, _ = timed(lambda body=body: json.dumps(json.loads(body)), args.repeat)
             ms = seconds * 1e3
@@ -401,7 +448,7 @@ def main() -> int:
                 worst_at_target = max(worst_at_target, ms)
             print(
                 f"{name:9} {_size(size):>8} {len(body):>9} {ms:>10.1f} {ms / (len(body) / MiB):>8.1f} "
-                f"{wall * 1e3:>8.1f} {base * 1e3:>12.1f} {'allowed' if allowed else 'denied':>8}"
+                f"{wall * 1e3:>8.1f} {base * 1e3:>12.1f} {'allowed' if allowed else 'denied':>8} {scan_limit(response):>11}"
             )
         if len(results) >= 2:
             (b0, t0), (b1, t1) = results[0], results[-1]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from webhook.secrets import scan
+from webhook.secrets import UNLIMITED, ScanConfig, scan
 from webhook.secrets.allow import _sequential_fraction_loop, is_identifier_like, sequential_fraction
 from webhook.secrets.work import Work, counting
 
@@ -83,9 +83,14 @@ SHAPES: dict[str, Callable[[int], dict[str, Any]]] = {
 }
 
 
+# Without the scan limits (`limits.py`): they cap the work outright, which would hide a
+# pass that grows too fast; the limits have their own tests (test_limits.py).
+WHOLE_SCAN = ScanConfig(limits=UNLIMITED)
+
+
 def work_for(obj: dict[str, Any]) -> Work:
     with counting() as work:
-        scan(obj)
+        scan(obj, config=WHOLE_SCAN)
     return work
 
 

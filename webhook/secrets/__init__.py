@@ -15,6 +15,11 @@ root, e.g. `data[sidecar.container].env[0].value`), `rule` (rule id), `descripti
 `hint` (at most the first 4 characters, then `…`) and `line` (1-based, for multi-line
 strings). A finding never holds the secret value: not in its fields, its `repr` or its
 `message`.
+
+A scan is bounded (`limits.py`): at most `ScanConfig.limits.findings` findings, and at
+most `limits.judged_values` values judged by the entropy and credential-name tests. When
+a limit is reached, one more finding (rule `scan-limit`, `is_limit`, listed first) says
+where, so that nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -27,14 +32,25 @@ from functools import lru_cache
 from typing import Any
 
 from webhook.secrets.detector import Detector, Hit, redact
+from webhook.secrets.limits import (
+    DEFAULT_FINDINGS,
+    DEFAULT_JUDGED_VALUES,
+    SCAN_LIMIT_RULE,
+    UNLIMITED,
+    Budget,
+    ScanLimits,
+)
 from webhook.secrets.rules import Rule, RuleError, RuleSet, builtin_ruleset, parse_rule
 from webhook.secrets.walker import Walker
 
 __all__ = [
     "DEFAULT_SKIP_ANNOTATIONS",
+    "SCAN_LIMIT_RULE",
+    "UNLIMITED",
     "Detector",
     "RuleError",
     "ScanConfig",
+    "ScanLimits",
     "SecretFinding",
     "config_from_parameters",
     "default_config",
@@ -67,9 +83,17 @@ class SecretFinding:
     hint: str
     line: int | None = None
     in_plugin: bool = False
+    advice: str = ""  # a scan-limit finding's fix, in a few words
+
+    @property
+    def is_limit(self) -> bool:
+        """Not a secret: the scan stopped (or stopped judging) here; see `limits.py`."""
+        return self.rule == SCAN_LIMIT_RULE
 
     @property
     def message(self) -> str:
+        if self.is_limit:
+            return f"secret scan limit at {self.path}: {self.description}"
         where = f" (line {self.line})" if self.line else ""
         advice = PLUGIN_ADVICE if self.in_plugin else ADVICE
         return (
@@ -88,6 +112,7 @@ class ScanConfig:
     skip_annotations: frozenset[str] = DEFAULT_SKIP_ANNOTATIONS
     entropy: bool = True
     entropy_min_length: int = 16
+    limits: ScanLimits = field(default_factory=ScanLimits)
 
     def detector(self) -> Detector:
         return _detector_for(self)
@@ -130,8 +155,11 @@ def scan(
     plugin_prefixes: tuple[str, ...] = ("data[sidecar.container]", "spec.sidecar.container")
     if container_path:
         plugin_prefixes = (*plugin_prefixes, container_path)
+    most = cfg.limits.findings
 
     def emit(path: str, name: str, hit: Hit, value: str) -> None:
+        if most is not None and len(findings) >= most:
+            raise _FindingsLimitReached(path)
         line = value.count("\n", 0, hit.start) + 1 if "\n" in value else None
         description = hit.description
         if hit.judged is not None:
@@ -149,15 +177,61 @@ def scan(
             )
         )
 
+    budget = Budget(cfg.limits.judged_values)
     walker = Walker(
         cfg.detector(),
         emit,
         skip_annotations=cfg.skip_annotations,
         exempt_name=cfg.is_exempt_name if cfg.exempt_names else _never,
+        budget=budget,
     )
+    limits: list[SecretFinding] = []
     if isinstance(obj, Mapping):
-        walker.resource(obj, container_override, container_path)
-    return findings
+        try:
+            walker.resource(obj, container_override, container_path)
+        except _FindingsLimitReached as reached:
+            limits.append(
+                _limit_finding(
+                    reached.path,
+                    f"more than {most} findings; the rest of the object was not scanned "
+                    "(parameter limits.findings)",
+                    "not scanned from here: raise limits.findings",
+                    plugin_prefixes,
+                )
+            )
+    if walker.first_not_judged is not None:
+        limits.append(
+            _limit_finding(
+                walker.first_not_judged,
+                f"more than {budget.left} values needed judging; {budget.skipped} from here "
+                "on were checked only by the value-format, key and URL rules "
+                "(parameter limits.judgedValues)",
+                "not judged from here: raise limits.judgedValues",
+                plugin_prefixes,
+            )
+        )
+    return limits + findings
+
+
+class _FindingsLimitReached(Exception):
+    """Raised by `emit` at the first finding over the limit: stops the walk there."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _limit_finding(
+    path: str, description: str, advice: str, plugin_prefixes: tuple[str, ...]
+) -> SecretFinding:
+    return SecretFinding(
+        path=path,
+        rule=SCAN_LIMIT_RULE,
+        description=description,
+        hint="",
+        in_plugin=path.startswith(plugin_prefixes),
+        advice=advice,
+    )
 
 
 def scan_value(
@@ -177,7 +251,8 @@ def config_from_parameters(parameters: Mapping[str, Any]) -> ScanConfig:
     Recognised keys: `rules` (list of rule mappings, same fields as rules.yaml),
     `allow.values` (regexes: a match containing one is not reported),
     `exempt.keyNames` (globs on env/data/annotation/flag names), `skipAnnotations`,
-    `entropy` ({enabled, minLength}). Raises RuleError on a bad rule or regex.
+    `entropy` ({enabled, minLength}), `limits` ({findings, judgedValues}). Raises
+    RuleError on a bad rule or regex.
     """
     extra: list[Rule] = [
         parse_rule(r, f"parameters.rules[{i}]") for i, r in enumerate(parameters.get("rules") or [])
@@ -185,6 +260,7 @@ def config_from_parameters(parameters: Mapping[str, Any]) -> ScanConfig:
     allow = parameters.get("allow") or {}
     exempt = parameters.get("exempt") or {}
     entropy = parameters.get("entropy") or {}
+    limits = parameters.get("limits") or {}
     try:
         allow_values = tuple(re.compile(p) for p in _str_list(allow.get("values")))
     except re.error as exc:
@@ -199,6 +275,10 @@ def config_from_parameters(parameters: Mapping[str, Any]) -> ScanConfig:
         else DEFAULT_SKIP_ANNOTATIONS,
         entropy=bool(entropy.get("enabled", True)),
         entropy_min_length=int(entropy.get("minLength", 16)),
+        limits=ScanLimits(
+            findings=int(limits.get("findings", DEFAULT_FINDINGS)),
+            judged_values=int(limits.get("judgedValues", DEFAULT_JUDGED_VALUES)),
+        ),
     )
 
 

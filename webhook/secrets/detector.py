@@ -43,6 +43,7 @@ from webhook.secrets.allow import (
     name_strength,
     shannon_entropy,
 )
+from webhook.secrets.limits import Budget
 from webhook.secrets.linear import LinearPattern
 from webhook.secrets.rules import MAX_TOKEN, RuleSet
 from webhook.secrets.work import tally
@@ -172,25 +173,33 @@ class Detector:
 
     # ------------------------------------------------------------------ entry
 
-    def scan_string(self, value: str, name: str | None = None) -> list[Hit]:
-        """Every secret in `value`; `name` is the key it sits under (env name, data key...)."""
+    def scan_string(
+        self, value: str, name: str | None = None, budget: Budget | None = None
+    ) -> list[Hit]:
+        """Every secret in `value`; `name` is the key it sits under (env name, data key...).
+
+        `budget`: the judgements the whole scan has left (`limits.py`); a value that
+        would need one when none is left is not judged (`budget.skipped` counts it)."""
         if len(value) < _CACHE_MIN_LENGTH or len(value) > _CACHE_MAX_LENGTH:
-            return self._scan_string(value, name)
+            return self._scan_string(value, name, budget)
         key = (value, name)
         cached = self._text_cache.get(key)
         if cached is None:
-            cached = self._scan_string(value, name)
+            skipped = budget.skipped if budget is not None else 0
+            cached = self._scan_string(value, name, budget)
+            if budget is not None and budget.skipped != skipped:
+                return cached  # judged in part: not the answer for the next scan
             if len(self._text_cache) >= _CACHE_ENTRIES:
                 self._text_cache.clear()  # simple and thread-safe under the GIL
             self._text_cache[key] = cached
         return list(cached)
 
-    def _scan_string(self, value: str, name: str | None) -> list[Hit]:
+    def _scan_string(self, value: str, name: str | None, budget: Budget | None) -> list[Hit]:
         if len(value) < MIN_VALUE:
             return []
         hits: list[Hit] = []
         if len(value) <= MAX_ATOM and _WS.search(value) is None:
-            self._atom(value, name, hits)
+            self._atom(value, name, hits, budget)
         else:
             self._text(value, hits)
         if not hits:
@@ -208,7 +217,7 @@ class Detector:
 
     # ------------------------------------------------------------------ atoms
 
-    def _atom(self, value: str, name: str | None, hits: list[Hit]) -> None:
+    def _atom(self, value: str, name: str | None, hits: list[Hit], budget: Budget | None) -> None:
         tally(len(value))  # judged whole: at most MAX_ATOM characters
         if len(value) >= self.rules.min_length:  # shorter than every rule's shortest match
             self._format_rules(value, 0, hits)
@@ -224,7 +233,7 @@ class Detector:
                 return
         strength = name_strength(name) if name else Strength.NONE
         if strength is not Strength.NONE:
-            if self._named_literal(value, strength):
+            if (budget is None or budget.take()) and self._named_literal(value, strength):
                 hits.append(
                     Hit(
                         "named-credential",
@@ -236,7 +245,7 @@ class Detector:
                 )
             return
         if self.entropy and not (name and name_says_not_secret(name)):
-            self._entropy(value, hits)
+            self._entropy(value, hits, budget)
 
     def _named_literal(self, value: str, strength: Strength) -> bool:
         if is_reference(value) or is_placeholder(value):
@@ -253,7 +262,7 @@ class Detector:
             and shannon_entropy(value) >= 3.0
         )
 
-    def _entropy(self, value: str, hits: list[Hit]) -> None:
+    def _entropy(self, value: str, hits: list[Hit], budget: Budget | None) -> None:
         n = len(value)
         if n < self.entropy_min_length or _TOKENISH.match(value) is None:
             return
@@ -262,6 +271,10 @@ class Detector:
         has_upper = _UPPER.search(value) is not None
         has_lower = _LOWER.search(value) is not None
         if not ((has_digit and (has_upper or has_lower)) or (has_upper and has_lower and n >= 20)):
+            return
+        # What mixes character classes like a token costs a judgement: the entropy and
+        # the allow list below are the costly part of a scan.
+        if budget is not None and not budget.take():
             return
         # The entropy test first: it is the cheap one, and the allow list below can only
         # take a hit away, so the order changes nothing but the cost.

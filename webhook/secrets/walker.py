@@ -25,6 +25,7 @@ from webhook.executor_plugin import CONFIGMAP_TYPE_LABEL, CONTAINER_KEY
 from webhook.kinds import ARGO_WORKFLOW_KINDS, POD_CONTAINER_LISTS, POD_TEMPLATE_PATHS
 from webhook.paths import join_path
 from webhook.secrets.detector import Detector, Hit
+from webhook.secrets.limits import Budget
 
 Emit = Callable[[str, str, Hit, str], None]
 
@@ -47,10 +48,28 @@ def path_of(where: Where) -> str:
     return out
 
 
-class Walker:
-    """One walk over one object; calls `emit(path, name, hit, value)` for every hit."""
+# Values shorter than this are remembered for the rest of the walk: the same short
+# value under the same name (`true`, a port, an image tag in every template) is common
+# in large objects, and judging it again would find the same thing.
+_MEMO_MAX_LENGTH = 512
+_SCALARS = (int, float, bool, type(None))
 
-    __slots__ = ("_detector", "_emit", "_exempt", "_skip_annotations")
+
+class Walker:
+    """One walk over one object; calls `emit(path, name, hit, value)` for every hit.
+
+    `budget` bounds the judgements of the whole walk (`limits.py`); `first_not_judged`
+    is the path of the first value it left unjudged."""
+
+    __slots__ = (
+        "_budget",
+        "_detector",
+        "_emit",
+        "_exempt",
+        "_memo",
+        "_skip_annotations",
+        "first_not_judged",
+    )
 
     def __init__(
         self,
@@ -59,11 +78,19 @@ class Walker:
         *,
         skip_annotations: frozenset[str],
         exempt_name: Callable[[str], bool],
+        budget: Budget | None = None,
     ) -> None:
         self._detector = detector
         self._emit = emit
         self._skip_annotations = skip_annotations
         self._exempt = exempt_name
+        self._budget = budget
+        self._memo: dict[tuple[str, str | None], list[Hit]] = {}
+        self.first_not_judged: str | None = None
+
+    def full_path(self, path: str) -> str:
+        """`path` as the object's root sees it (a `List` item's walker prefixes it)."""
+        return path
 
     # ------------------------------------------------------------------ strings
 
@@ -72,15 +99,45 @@ class Walker:
             return
         if name is not None and self._exempt(name):
             return
-        hits = self._detector.scan_string(value, name)
+        short = len(value) < _MEMO_MAX_LENGTH
+        if short:
+            hits = self._memo.get((value, name))
+            if hits is None:
+                hits = self._judge(value, path, name)
+                self._memo[(value, name)] = hits
+        else:
+            hits = self._judge(value, path, name)
         if hits:
             where = path_of(path)
             for hit in hits:
                 self._emit(where, name or "", hit, value)
 
+    def _judge(self, value: str, path: Where, name: str | None) -> list[Hit]:
+        budget = self._budget
+        if budget is None:
+            return self._detector.scan_string(value, name)
+        skipped = budget.skipped
+        hits = self._detector.scan_string(value, name, budget)
+        if budget.skipped != skipped and self.first_not_judged is None:
+            self.first_not_judged = self.full_path(path_of(path))
+        return hits
+
     def anything(self, node: Any, path: Where, name: str | None) -> None:
         """Every string below `node`, named by its nearest mapping key."""
-        if isinstance(node, str):
+        kind = type(node)
+        if kind is str:
+            self.string(node, path, name)
+        elif kind is dict:  # the decoded JSON of a review: no isinstance chain per node
+            for key, child in node.items():
+                if type(child) in _SCALARS:
+                    continue
+                if key not in ("valueFrom", "secretKeyRef", "envFrom") and isinstance(key, str):
+                    self.anything(child, (path, key), key)
+        elif kind is list:
+            for index, child in enumerate(node):
+                if type(child) not in _SCALARS:
+                    self.anything(child, (path, index), name)
+        elif isinstance(node, str):
             self.string(node, path, name)
         elif isinstance(node, Mapping):
             for key, child in node.items():
@@ -261,12 +318,8 @@ class Walker:
     def workflow_spec(self, spec: Any, path: Where) -> None:
         if not isinstance(spec, Mapping):
             return
-        self.parameters(spec.get("arguments"), (path, "arguments"))
-        templates = spec.get("templates")
-        if isinstance(templates, list):
-            for index, template in enumerate(templates):
-                if isinstance(template, Mapping):
-                    self.template(template, (path, "templates", index))
+        # The plugins first: their findings are the ones enforced, and a scan limit
+        # reached in a long list of templates must not leave them unread.
         plugins = spec.get("executorPlugins")
         if isinstance(plugins, list):
             for index, plugin in enumerate(plugins):
@@ -277,6 +330,12 @@ class Walker:
                         None,
                         None,
                     )
+        self.parameters(spec.get("arguments"), (path, "arguments"))
+        templates = spec.get("templates")
+        if isinstance(templates, list):
+            for index, template in enumerate(templates):
+                if isinstance(template, Mapping):
+                    self.template(template, (path, "templates", index))
 
     def template(self, template: Mapping[str, Any], path: Where) -> None:
         self.metadata(template.get("metadata"), (path, "metadata"))
@@ -340,7 +399,7 @@ class Walker:
 class _Prefixed(Walker):
     """A walker for `List` items: reports paths under `items[i]`."""
 
-    __slots__ = ()
+    __slots__ = ("_parent", "_prefix")
 
     def __init__(self, parent: Walker, prefix: str) -> None:
         outer = parent._emit
@@ -358,7 +417,25 @@ class _Prefixed(Walker):
             emit,
             skip_annotations=parent._skip_annotations,
             exempt_name=parent._exempt,
+            budget=parent._budget,
         )
+        self._parent = parent
+        self._prefix = prefix
+
+    def full_path(self, path: str) -> str:
+        prefix = self._prefix
+        joined = f"{prefix}.{path}" if path and not path.startswith("[") else prefix + path
+        return self._parent.full_path(joined)
+
+    def resource(
+        self,
+        obj: Mapping[str, Any],
+        container_override: Mapping[str, Any] | None = None,
+        container_path: Where | None = None,
+    ) -> None:
+        super().resource(obj, container_override, container_path)
+        if self._parent.first_not_judged is None:
+            self._parent.first_not_judged = self.first_not_judged
 
 
 def _is_plugin_configmap(obj: Mapping[str, Any]) -> bool:

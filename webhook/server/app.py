@@ -16,10 +16,12 @@ paths, goes through Flask.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -46,6 +48,22 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a body is decoded: decoding allocates one
+    container per JSON object and array and frees none, so every collection it triggers
+    walks a growing heap for nothing (a deeply nested 1.5 MiB body: about a third of
+    its review). Nothing is lost: the collector runs again at the next allocations."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def status_body(code: int, message: str, reason: str | None = None) -> bytes:
@@ -133,7 +151,8 @@ class AdmissionEndpoint:
         started = time.perf_counter()
         try:
             text = body.decode("utf-8")
-            review_in = _DECODER.decode(text)
+            with _collector_paused():
+                review_in = _DECODER.decode(text)
         except UnicodeDecodeError:
             return self._error(400, "request body is not UTF-8")
         except RecursionError:

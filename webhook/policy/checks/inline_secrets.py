@@ -5,7 +5,9 @@ It scans the whole resource (Target.RESOURCE) and reuses the ExecutorPlugin cont
 engine already parsed. The scan configuration (compiled rules, allow list) is built once
 per policy rule when the policy loads (`prepare`). Findings inside an executor plugin (plugin ConfigMap, plugin.yaml,
 a Workflow's `executorPlugins`) carry `pluginAction` (default Enforce); the others take
-the policy's own action (Warn in the shipped policy).
+the policy's own action (Warn in the shipped policy). A scan that reached one of its
+limits (`limits.findings`, `limits.judgedValues`) says so in one more finding, listed
+first, with the same action as a finding at its path.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ PARAMETERS_SCHEMA: dict[str, Any] = {
             "properties": {
                 "enabled": {"type": "boolean"},
                 "minLength": {"type": "integer", "minimum": 8},
+            },
+        },
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "findings": {"type": "integer", "minimum": 1},
+                "judgedValues": {"type": "integer", "minimum": 0},
             },
         },
     },
@@ -130,9 +140,11 @@ def inline_secrets(
         config=rule.config,
     ):
         in_plugin = whole_is_plugin or finding.in_plugin or ".executorPlugins[" in finding.path
+        short = (
+            f"secret scan limit: {finding.advice}"
+            if finding.is_limit
+            else f"{finding.rule} {finding.hint!r} inline: use a Secret via valueFrom.secretKeyRef"
+        )
         yield Finding(
-            finding.path,
-            finding.message,
-            rule.plugin_action if in_plugin else None,
-            f"{finding.rule} {finding.hint!r} inline: use a Secret via valueFrom.secretKeyRef",
+            finding.path, finding.message, rule.plugin_action if in_plugin else None, short
         )
