@@ -5,7 +5,7 @@ and the expr-lang `successCondition`, as Argo's agent runs them.
     runner.execute(WorkflowMeta("wf", "argo", uid), template)   # -> Execution (a node)
 """
 
-from webhook.httptemplate.condition import CONDITION_NAMES, check_condition, condition_holds
+from webhook.expression.success_condition import CONDITION_NAMES, check_condition, condition_holds
 from webhook.httptemplate.headers import HeaderError, SecretReader, resolve_headers
 from webhook.httptemplate.runner import HTTPTemplateRunner
 

@@ -29,7 +29,7 @@ import requests
 from webhook.dispatch.executor import Execution, WorkflowMeta
 from webhook.dispatch.rpc import NodeResult
 from webhook.expression import ExpressionSyntaxError
-from webhook.httptemplate.condition import (
+from webhook.expression.success_condition import (
     check_condition,
     condition_holds,
     header_map,

@@ -6,7 +6,7 @@ Pure (no Flask, no I/O): `inject(pod, plugins, policies=..., namespace=...)` ret
 
 from __future__ import annotations
 
-from webhook.inject.hardening import Hardened, apply_default, harden, sidecar_fixes
+from webhook.inject.hardening import Hardened, SidecarPolicies, apply_default, harden
 from webhook.inject.pod import (
     AGENT_COMPONENT,
     COMPONENT_LABEL,
@@ -31,10 +31,10 @@ __all__ = [
     "Hardened",
     "Injection",
     "Result",
+    "SidecarPolicies",
     "apply_default",
     "harden",
     "inject",
-    "sidecar_fixes",
     "token_secret_name",
     "token_volume_name",
 ]

@@ -11,6 +11,10 @@ After the defaults, the plugin is evaluated again by the whole policy set, in th
 it was installed in (ConfigMap or plugin.yaml): a plugin that still has an Enforce
 violation (including an inline secret: `no-inline-secrets` enforces inside plugins) is
 never injected. So an injected sidecar is one the validating webhook would accept.
+
+The policy set is asked through `SidecarPolicies`, two questions in plain data, and
+never imported: the policy engine's `injection` check runs this module, so an import
+the other way would make the two packages a circle.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import copy
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from webhook.executor_plugin import (
     AUTOMOUNT_KEY,
@@ -30,10 +34,25 @@ from webhook.executor_plugin import (
     ExecutorPlugin,
     container_yaml,
 )
-from webhook.policy.model import Action, EvaluationContext, Patch, Target
 
-# The defaults a policy set offers, per policy id (computed once per loaded set).
-_FIX_CACHE_LIMIT = 16
+# A sidecar default: where, as a JSON pointer relative to the container, and what.
+Default = tuple[str, Any]
+
+
+class SidecarPolicies(Protocol):
+    """What hardening asks of a policy set (`webhook.policy.PolicySet` answers)."""
+
+    def sidecar_defaults(self) -> Mapping[str, tuple[Default, ...]]:
+        """The `add` fixes of the Enforce and Warn pluginSidecar policies, by policy id."""
+        ...
+
+    def violated_by(
+        self, obj: Mapping[str, Any], namespace: str | None
+    ) -> tuple[tuple[str, bool], ...]:
+        """(policy id, enforced) of every policy `obj` breaks, in order."""
+        ...
+
+
 # Hardened containers, per (plugin object, namespace); a registry reload makes new objects.
 _RESULT_CACHE_LIMIT = 1024
 
@@ -45,18 +64,6 @@ class Hardened:
     container: dict[str, Any]
     denied_by: tuple[str, ...]  # Enforce policy ids left after the defaults
     defaults: tuple[str, ...]  # ids of the policies whose fixes were applied
-
-
-def sidecar_fixes(policy_set: Any) -> dict[str, tuple[Patch, ...]]:
-    """`add` fixes of the Enforce and Warn policies targeting pluginSidecar, by policy id."""
-    out: dict[str, tuple[Patch, ...]] = {}
-    for policy in getattr(policy_set, "policies", ()):
-        if policy.action is Action.AUDIT or Target.PLUGIN_SIDECAR not in policy.match.targets:
-            continue
-        adds = tuple(fix for fix in policy.fixes if fix.op == "add")
-        if adds:
-            out[policy.id] = adds
-    return out
 
 
 def _unescape(part: str) -> str:
@@ -75,11 +82,12 @@ def _fill_missing(target: dict[str, Any], value: Mapping[str, Any]) -> bool:
     return changed
 
 
-def apply_default(container: dict[str, Any], fix: Patch) -> bool:
-    """Apply one `add` fix to `container` as a default; True when something was added."""
-    if fix.op != "add" or not fix.path.startswith("/"):
+def apply_default(container: dict[str, Any], path: str, value: Any) -> bool:
+    """Apply one `add` fix (`path` a JSON pointer, `value`) to `container` as a default:
+    fill what is missing, never overwrite; True when something was added."""
+    if not path.startswith("/"):
         return False
-    parts = [_unescape(p) for p in fix.path[1:].split("/")]
+    parts = [_unescape(p) for p in path[1:].split("/")]
     if not parts or parts == [""]:
         return False
     node: Any = container
@@ -97,13 +105,13 @@ def apply_default(container: dict[str, Any], fix: Patch) -> bool:
     if isinstance(node, dict):
         current = node.get(last)
         if current is None:
-            node[last] = copy.deepcopy(fix.value)
+            node[last] = copy.deepcopy(value)
             return True
-        if isinstance(current, dict) and isinstance(fix.value, Mapping):
-            return _fill_missing(current, fix.value)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            return _fill_missing(current, value)
         return False
-    if isinstance(node, list) and last == "-" and fix.value not in node:
-        node.append(copy.deepcopy(fix.value))
+    if isinstance(node, list) and last == "-" and value not in node:
+        node.append(copy.deepcopy(value))
         return True
     return False
 
@@ -142,27 +150,15 @@ def plugin_object(plugin: ExecutorPlugin, container: Mapping[str, Any]) -> dict[
 class _Caches:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.fixes: dict[int, tuple[Any, dict[str, tuple[Patch, ...]]]] = {}
         self.results: dict[tuple[int, int, str], tuple[Any, Any, Hardened]] = {}
 
 
 _CACHES = _Caches()
 
 
-def _fixes_for(policy_set: Any) -> dict[str, tuple[Patch, ...]]:
-    entry = _CACHES.fixes.get(id(policy_set))
-    if entry is not None and entry[0] is policy_set:
-        return entry[1]
-    fixes = sidecar_fixes(policy_set)
-    with _CACHES.lock:
-        if len(_CACHES.fixes) >= _FIX_CACHE_LIMIT:
-            _CACHES.fixes.clear()
-        # The entry keeps the set alive, so its id cannot be reused while cached.
-        _CACHES.fixes[id(policy_set)] = (policy_set, fixes)
-    return fixes
-
-
-def harden(plugin: ExecutorPlugin, policy_set: Any, namespace: str | None) -> Hardened:
+def harden(
+    plugin: ExecutorPlugin, policy_set: SidecarPolicies | None, namespace: str | None
+) -> Hardened:
     """The plugin's container with the policies' defaults, and the Enforce policies left.
 
     Pure, and cached per (plugin object, policy set, namespace): registry entries and
@@ -184,23 +180,20 @@ def harden(plugin: ExecutorPlugin, policy_set: Any, namespace: str | None) -> Ha
     return result
 
 
-def _harden(plugin: ExecutorPlugin, policy_set: Any, namespace: str | None) -> Hardened:
+def _harden(plugin: ExecutorPlugin, policy_set: SidecarPolicies, namespace: str | None) -> Hardened:
     assert plugin.container is not None
     container = copy.deepcopy(plugin.container)
-    context = EvaluationContext(namespace=plugin.namespace or namespace)
-    verdict = policy_set.evaluate(plugin_object(plugin, container), context)
-    fixes = _fixes_for(policy_set)
+    namespace = plugin.namespace or namespace
+    violated = policy_set.violated_by(plugin_object(plugin, container), namespace)
+    defaults = policy_set.sidecar_defaults()
     applied: list[str] = []
-    for policy_id in dict.fromkeys(v.policy for v in verdict.violations):
+    for policy_id, _ in violated:
         changed = False
-        for fix in fixes.get(policy_id, ()):
-            changed |= apply_default(container, fix)
+        for path, value in defaults.get(policy_id, ()):
+            changed |= apply_default(container, path, value)
         if changed:
             applied.append(policy_id)
     if applied:
-        context = EvaluationContext(namespace=plugin.namespace or namespace)
-        verdict = policy_set.evaluate(plugin_object(plugin, container), context)
-    denied = tuple(
-        dict.fromkeys(v.policy for v in verdict.violations if v.action is Action.ENFORCE)
-    )
+        violated = policy_set.violated_by(plugin_object(plugin, container), namespace)
+    denied = tuple(policy_id for policy_id, enforced in violated if enforced)
     return Hardened(container, denied, tuple(applied))

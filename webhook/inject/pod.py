@@ -38,7 +38,7 @@ from enum import StrEnum
 from typing import Any
 
 from webhook.executor_plugin import ExecutorPlugin, argo_validate
-from webhook.inject.hardening import harden
+from webhook.inject.hardening import SidecarPolicies, harden
 
 INJECT_LABEL = "argo-plugin-guard/inject"
 STATUS_ANNOTATION = "argo-plugin-guard/inject-status"
@@ -200,7 +200,7 @@ def inject(
     pod: Mapping[str, Any],
     plugins: Sequence[Any],
     *,
-    policies: Any = None,
+    policies: SidecarPolicies | None = None,
     namespace: str = "",
 ) -> Injection:
     """The JSON Patch that attaches `plugins` to an opted-in agent `pod` (see module doc).
@@ -364,7 +364,7 @@ def _inject(
     pod: Mapping[str, Any],
     annotations: Any,
     plugins: Sequence[Any],
-    policies: Any,
+    policies: SidecarPolicies | None,
     namespace: str,
 ) -> Injection:
     agent = _read_agent_pod(pod)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.executor_plugin import ExecutorPlugin
+from webhook.inject.hardening import SidecarPolicies
 from webhook.inject.pod import (
     AGENT_COMPONENT,
     COMPONENT_LABEL,
@@ -59,7 +60,7 @@ def injection_problems(
     pod: Mapping[str, Any],
     plugins: Sequence[Any],
     *,
-    policies: Any = None,
+    policies: SidecarPolicies | None = None,
     namespace: str = "",
 ) -> list[InjectionProblem]:
     """Why this opted-in agent pod lacks its injection (empty: nothing is missing)."""

@@ -12,6 +12,7 @@ import fnmatch
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,37 @@ class PolicySet:
                     seen.add(violation)
                     violations.append(violation)
         return Verdict(tuple(violations))
+
+    # What injection asks of a policy set (`webhook.inject.hardening.SidecarPolicies`):
+    # plain data, so that the injection never imports the engine it is judged by.
+
+    @cached_property
+    def _sidecar_defaults(self) -> dict[str, tuple[tuple[str, Any], ...]]:
+        out: dict[str, tuple[tuple[str, Any], ...]] = {}
+        for policy in self.policies:
+            if policy.action is Action.AUDIT or Target.PLUGIN_SIDECAR not in policy.match.targets:
+                continue
+            adds = tuple((fix.path, fix.value) for fix in policy.fixes if fix.op == "add")
+            if adds:
+                out[policy.id] = adds
+        return out
+
+    def sidecar_defaults(self) -> Mapping[str, tuple[tuple[str, Any], ...]]:
+        """The `add` fixes of the Enforce and Warn policies targeting pluginSidecar, as
+        (JSON pointer relative to the container, value), by policy id."""
+        return self._sidecar_defaults
+
+    def violated_by(
+        self, obj: Mapping[str, Any], namespace: str | None
+    ) -> tuple[tuple[str, bool], ...]:
+        """(policy id, enforced) of every policy `obj` breaks, each once, in order."""
+        verdict = self.evaluate(obj, EvaluationContext(namespace=namespace))
+        enforced: dict[str, bool] = {}
+        for violation in verdict.violations:
+            enforced[violation.policy] = enforced.get(violation.policy, False) or (
+                violation.action is Action.ENFORCE
+            )
+        return tuple(enforced.items())
 
 
 def load_policies(

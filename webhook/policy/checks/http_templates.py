@@ -1,6 +1,6 @@
 """Check `httpSuccessCondition`: the `successCondition` of Argo HTTP templates compiles
 as an expr-lang expression over `request` and `response` (what the agent evaluates,
-`webhook.httptemplate.condition`). Argo only finds a bad one when the request has been
+`webhook.expression.success_condition`). Argo only finds a bad one when the request has been
 sent; this says so at `kubectl apply` (or `check`) time.
 
 A condition holding a `{{...}}` placeholder is skipped (its text is only known once
@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from webhook.expression import ExpressionSyntaxError
+from webhook.expression.success_condition import check_condition
 from webhook.paths import join_path
 from webhook.policy.model import EvaluationContext, Finding, Target, TargetView
 from webhook.policy.registry import Parameters, register
@@ -38,9 +39,6 @@ def _templates(view: TargetView) -> tuple[str, list[Any]]:
 def http_success_condition(
     view: TargetView, parameters: Parameters, context: EvaluationContext
 ) -> Iterator[Finding]:
-    # imported when needed: webhook.httptemplate brings in the HTTP client
-    from webhook.httptemplate.condition import check_condition
-
     base, templates = _templates(view)
     for index, template in enumerate(templates):
         http = template.get("http") if isinstance(template, dict) else None

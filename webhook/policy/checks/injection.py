@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from webhook.inject.verify import injection_problems
 from webhook.policy.model import EvaluationContext, Finding, Target, TargetView
 from webhook.policy.registry import Parameters, register
 
@@ -32,10 +33,6 @@ from webhook.policy.registry import Parameters, register
 def agent_pod_injected(
     view: TargetView, parameters: Parameters, context: EvaluationContext
 ) -> Iterator[Finding]:
-    # imported here: webhook.inject imports the policy model, so a module-level import
-    # would be circular when webhook.inject is imported first
-    from webhook.inject.verify import injection_problems
-
     pod = view.value
     if not isinstance(pod, Mapping):
         return
