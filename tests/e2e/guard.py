@@ -49,7 +49,9 @@ AGENT_USER = User.service_account(AGENT_NAMESPACE, "argo-plugin-guard-agent")
 NOBODY = User("e2e-nobody")
 # the chart's agent ServiceAccount (agent.enabled), for the failover test on a real Lease
 CHART_AGENT_USER = User.service_account(RELEASE_NAMESPACE, f"{FULLNAME}-agent")
-USERS = (GUARD_USER, AGENT_USER, NOBODY, CHART_AGENT_USER)
+# the chart's audit ServiceAccount (audit.enabled), for the audit into real PolicyReports
+CHART_AUDIT_USER = User.service_account(RELEASE_NAMESPACE, f"{FULLNAME}-audit")
+USERS = (GUARD_USER, AGENT_USER, NOBODY, CHART_AGENT_USER, CHART_AUDIT_USER)
 PLUGIN_LABEL = "workflows.argoproj.io/configmap-type"
 
 
