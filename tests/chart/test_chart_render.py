@@ -814,7 +814,7 @@ def test_plugins_from_cluster_all_namespaces(helm: Helm) -> None:
     assert not {"Role", "RoleBinding"} & kind_set(docs)
     role = find(docs, "ClusterRole")
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch"]}
     ]
     binding = find(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {
@@ -841,7 +841,7 @@ def test_plugins_from_cluster_per_namespace_roles(helm: Helm) -> None:
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["argo", "team-a"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["argo", "team-a"]
     for role in roles:
-        assert role["rules"][0]["verbs"] == ["get", "list", "watch"]
+        assert role["rules"][0]["verbs"] == ["list", "watch"]
         assert role["rules"][0]["resources"] == ["configmaps"]
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -281,6 +282,22 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
         time.sleep(interval)
+
+
+def json_log_lines(path: Path) -> list[dict[str, Any]]:
+    """Every non-empty line of a server's stderr log, parsed; fails on a line that is not
+    one JSON object (the product's servers log nothing else on stderr)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    parsed = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"{path.name}: a stderr line is not JSON: {line[:300]}") from None
+        if not isinstance(entry, dict):
+            raise AssertionError(f"{path.name}: a stderr line is not an object: {line[:300]}")
+        parsed.append(entry)
+    return parsed
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None, headers: Mapping[str, str]) -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 from webhook.dispatch.localplugin import LaunchSpec, LocalPlugin
 
-from .controlplane import ControlPlane, ManagedProcess, free_port, wait_until
+from .controlplane import ControlPlane, ManagedProcess, free_port, json_log_lines, wait_until
 from .guard import AGENT_NAMESPACE, AGENT_USER, ensure_namespace, plugin_guard_binary
 
 pytestmark = pytest.mark.realapi
@@ -135,6 +135,7 @@ def test_the_agent_with_the_readme_rbac_patches_the_taskset_status(
             ],
             tmp_path / "agent.log",
             env=argo_crds.environment(AGENT_USER),
+            separate_stdout=True,
         )
         try:
             argo_crds.apply([taskset("hello-wf")], check=True)
@@ -165,4 +166,5 @@ def test_the_agent_with_the_readme_rbac_patches_the_taskset_status(
         }
     }
     assert "Patched TaskSet" in log
+    assert any(line["msg"] == "Agent stopped" for line in json_log_lines(agent.log_file))
     assert hello.token not in log and AGENT_USER.token not in log

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .controlplane import ControlPlane, child_environment, wait_until
+from .controlplane import ControlPlane, child_environment, json_log_lines, wait_until
 from .guard import CHART_AGENT_USER, RELEASE_NAMESPACE, helm_template
 
 CLI = [sys.executable, "-c", "from webhook.cli import main; main()"]
@@ -163,6 +163,8 @@ def test_two_agents_on_a_real_lease_with_the_charts_rbac(
         assert plugin.calls == 2  # in flight on the killed holder, run once more by the standby
         lines = (tmp_path / f"{standby}.log").read_text().splitlines()
         assert any("running a task again" in line for line in lines)
+        for name in processes:  # every stderr line one JSON object, the killed one's too
+            assert json_log_lines(tmp_path / f"{name}.log")
     finally:
         for process in processes.values():
             if process.poll() is None:

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .controlplane import ControlPlane, child_environment, free_port, wait_until
+from .controlplane import ControlPlane, child_environment, free_port, json_log_lines, wait_until
 from .guard import (
     CHART_AUDIT_USER,
     FULLNAME,
@@ -182,16 +182,8 @@ def without_timestamps(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "timestamp"} for r in results]
 
 
-def json_lines(path: Path) -> list[dict[str, Any]]:
-    """Every stderr line of the audit, parsed (fails on a line that is not one object)."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    parsed = [json.loads(line) for line in lines]
-    assert all(isinstance(p, dict) for p in parsed), lines
-    return parsed
-
-
 def messages(path: Path, text: str) -> int:
-    return sum(text in str(line.get("msg", "")) for line in json_lines(path))
+    return sum(text in str(line.get("msg", "")) for line in json_log_lines(path))
 
 
 # --------------------------------------------------------------------------- tests
@@ -335,7 +327,7 @@ def test_audit_keeps_real_policy_reports_in_step(
         # 4. SIGTERM: a clean exit, every stderr line one JSON object
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-        lines = json_lines(stderr)
+        lines = json_log_lines(stderr)
         assert any(line.get("msg") == "audit stopped" for line in lines)
         assert not any(line.get("level") == "error" for line in lines), lines
     finally:
