@@ -122,6 +122,13 @@ def local_policies(args: list[str], folder: Path) -> tuple[list[str], Path]:
     return args, policies
 
 
+def audit_environment(cp: ControlPlane, folder: Path) -> dict[str, str]:
+    """A child's environment as the chart's audit ServiceAccount."""
+    return child_environment(
+        {"KUBECONFIG": str(cp.kubeconfig(CHART_AUDIT_USER)), "HOME": str(folder)}
+    )
+
+
 def plugin_configmap(path: Path, namespace: str) -> dict[str, Any]:
     doc = dict(yaml.safe_load(path.read_text()))
     doc["metadata"]["namespace"] = namespace
@@ -208,9 +215,7 @@ def test_audit_keeps_real_policy_reports_in_step(
     template_uid = uid_of(cp, "clusterworkflowtemplate", cwt)
 
     stderr = tmp_path / "audit.stderr"
-    env = child_environment(
-        {"KUBECONFIG": str(cp.kubeconfig(CHART_AUDIT_USER)), "HOME": str(tmp_path)}
-    )
+    env = audit_environment(cp, tmp_path)
     started = time.monotonic()
     process = subprocess.Popen(
         [*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=stderr.open("wb")
@@ -345,9 +350,7 @@ def test_audit_without_the_crds_says_so_once_and_prints(
     ns = make_namespace("audit-nocrd")
     _, chart_args = chart_audit(cp, ns, tmp_path, free_port())
     cp.apply([plugin_configmap(GOGIT, ns)], check=True)
-    env = child_environment(
-        {"KUBECONFIG": str(cp.kubeconfig(CHART_AUDIT_USER)), "HOME": str(tmp_path)}
-    )
+    env = audit_environment(cp, tmp_path)
     try:
         once = subprocess.run(
             [*CLI, "audit", "--reports", "-n", ns],
