@@ -285,9 +285,11 @@ def wait_until(
 
 
 def json_log_lines(path: Path) -> list[dict[str, Any]]:
-    """Every non-empty line of a server's stderr log, parsed; fails on a line that is not
-    one JSON object (the product's servers log nothing else on stderr)."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    """Every whole non-empty line of a server's stderr log so far, parsed (a line still
+    being written is left for the next read); fails on a line that is not one JSON
+    object (the product's servers log nothing else on stderr)."""
+    text = path.read_text(errors="replace")
+    lines = [line for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
     parsed = []
     for line in lines:
         try:

@@ -34,6 +34,7 @@ from .controlplane import (
     _http_ok,
     child_environment,
     free_port,
+    json_log_lines,
     wait_until,
 )
 
@@ -53,6 +54,8 @@ CHART_AGENT_USER = User.service_account(RELEASE_NAMESPACE, f"{FULLNAME}-agent")
 CHART_AUDIT_USER = User.service_account(RELEASE_NAMESPACE, f"{FULLNAME}-audit")
 USERS = (GUARD_USER, AGENT_USER, NOBODY, CHART_AGENT_USER, CHART_AUDIT_USER)
 PLUGIN_LABEL = "workflows.argoproj.io/configmap-type"
+# real plugins nobody here wrote (../shared/corpora/argo-plugins)
+CORPUS = REPO_ROOT.parent / "shared" / "corpora" / "argo-plugins"
 
 
 def plugin_guard_binary() -> Path:
@@ -146,13 +149,7 @@ class GuardServer:
     def log_lines(self) -> list[dict[str, Any]]:
         """The server's log lines on stderr so far: every one a JSON object, the start-up
         facts (`serving`, the plugin registry, self-managed TLS) included."""
-        lines = []
-        text = self.process.log_file.read_text(errors="replace")
-        for line in text[: text.rfind("\n") + 1].splitlines():  # whole lines only
-            entry = json.loads(line)
-            assert isinstance(entry, dict), line
-            lines.append(entry)
-        return lines
+        return json_log_lines(self.process.log_file)
 
     def reviews(self) -> list[dict[str, Any]]:
         """The review log lines (one per AdmissionReview the server answered)."""
@@ -293,6 +290,13 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 
 
 # --------------------------------------------------------------------------- objects
+
+
+def corpus_plugin(path: Path, namespace: str) -> dict[str, Any]:
+    """A plugin ConfigMap of the corpus, placed in `namespace`."""
+    doc = dict(yaml.safe_load(path.read_text()))
+    doc["metadata"]["namespace"] = namespace
+    return doc
 
 
 def plugin_configmap(

@@ -33,9 +33,12 @@ import yaml
 from .controlplane import ControlPlane, child_environment, free_port, json_log_lines, wait_until
 from .guard import (
     CHART_AUDIT_USER,
+    CORPUS,
     FULLNAME,
     RELEASE_NAMESPACE,
     REPO_ROOT,
+    corpus_plugin,
+    ensure_namespace,
     helm_template,
 )
 
@@ -44,7 +47,6 @@ pytestmark = pytest.mark.realapi
 HERE = Path(__file__).resolve().parent
 CRDS = HERE / "manifests" / "policyreport-crds.yaml"
 CLI = [sys.executable, "-c", "from webhook.cli import main; main()"]
-CORPUS = REPO_ROOT.parent / "shared" / "corpora" / "argo-plugins"
 # fails plugin-security-context (Enforce: privilege escalation, capabilities) and warns on
 # seccomp and a read-only root filesystem; `fix` repairs those four
 GOGIT = CORPUS / "gogit" / "gogit-executor-plugin-configmap.yaml"
@@ -72,11 +74,9 @@ def remove_crds(cp: ControlPlane) -> None:
     )
 
 
-def chart_audit(
-    cp: ControlPlane, namespace: str, folder: Path, metrics_port: int
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The chart's audit RBAC (applied) and the audit container's arguments."""
-    cp.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NAMESPACE}}])
+def chart_audit(cp: ControlPlane, namespace: str, folder: Path, metrics_port: int) -> list[str]:
+    """The chart's audit RBAC, applied; the audit container's arguments, returned."""
+    ensure_namespace(cp, RELEASE_NAMESPACE)
     values = {
         "certManager": {"enabled": True},
         "audit": {
@@ -106,7 +106,7 @@ def chart_audit(
     (deployment,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["plugin-guard"]
-    return rbac, [str(a) for a in container["args"]]
+    return [str(a) for a in container["args"]]
 
 
 def local_policies(args: list[str], folder: Path) -> tuple[list[str], Path]:
@@ -127,12 +127,6 @@ def audit_environment(cp: ControlPlane, folder: Path) -> dict[str, str]:
     return child_environment(
         {"KUBECONFIG": str(cp.kubeconfig(CHART_AUDIT_USER)), "HOME": str(folder)}
     )
-
-
-def plugin_configmap(path: Path, namespace: str) -> dict[str, Any]:
-    doc = dict(yaml.safe_load(path.read_text()))
-    doc["metadata"]["namespace"] = namespace
-    return doc
 
 
 def leaky_template() -> dict[str, Any]:
@@ -189,6 +183,16 @@ def without_timestamps(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "timestamp"} for r in results]
 
 
+def run_audit(
+    args: list[str], env: dict[str, str], stderr: Path
+) -> subprocess.CompletedProcess[str]:
+    """`plugin-guard <args>` to its end: stdout captured, stderr into `stderr`."""
+    with stderr.open("wb") as err:
+        return subprocess.run(
+            [*CLI, *args], env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=120
+        )
+
+
 def messages(path: Path, text: str) -> int:
     return sum(text in str(line.get("msg", "")) for line in json_log_lines(path))
 
@@ -204,12 +208,12 @@ def test_audit_keeps_real_policy_reports_in_step(
     ns = make_namespace("audit")
     cwt = f"leaky-{ns}"
     metrics_port = free_port()
-    _, chart_args = chart_audit(cp, ns, tmp_path, metrics_port)
+    chart_args = chart_audit(cp, ns, tmp_path, metrics_port)
     args, policies = local_policies(chart_args, tmp_path)
     assert args[:3] == ["audit", "--reports", "--interval"] and args[3] == str(INTERVAL)
 
     # stored before the audit starts, as in a cluster the webhook was installed into later
-    cp.apply([plugin_configmap(GOGIT, ns), workflow(ns), cluster_template(cwt)], check=True)
+    cp.apply([corpus_plugin(GOGIT, ns), workflow(ns), cluster_template(cwt)], check=True)
     plugin_uid = uid_of(cp, "configmap", "gogit-executor-plugin", "-n", ns)
     workflow_uid = uid_of(cp, "workflow", "leaky", "-n", ns)
     template_uid = uid_of(cp, "clusterworkflowtemplate", cwt)
@@ -300,7 +304,7 @@ def test_audit_keeps_real_policy_reports_in_step(
 
         # 3. the plugin fixed by `plugin-guard fix`, the Workflow deleted: both leave
         fixed = tmp_path / "gogit-fixed.yaml"
-        fixed.write_text(yaml.safe_dump(plugin_configmap(GOGIT, ns)))
+        fixed.write_text(yaml.safe_dump(corpus_plugin(GOGIT, ns)))
         fix = subprocess.run(
             [*CLI, "fix", "--write", str(fixed)], capture_output=True, text=True, timeout=120
         )
@@ -348,19 +352,14 @@ def test_audit_without_the_crds_says_so_once_and_prints(
     cp = argo_crds
     remove_crds(cp)
     ns = make_namespace("audit-nocrd")
-    _, chart_args = chart_audit(cp, ns, tmp_path, free_port())
-    cp.apply([plugin_configmap(GOGIT, ns)], check=True)
+    chart_args = chart_audit(cp, ns, tmp_path, free_port())
+    cp.apply([corpus_plugin(GOGIT, ns)], check=True)
     env = audit_environment(cp, tmp_path)
     try:
-        once = subprocess.run(
-            [*CLI, "audit", "--reports", "-n", ns],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert once.returncode == 0, once.stderr
-        (line,) = [json.loads(x) for x in once.stderr.splitlines() if x.strip()]
+        once_stderr = tmp_path / "once.stderr"
+        once = run_audit(["audit", "--reports", "-n", ns], env, once_stderr)
+        assert once.returncode == 0, once_stderr.read_text()
+        (line,) = json_log_lines(once_stderr)
         assert "CRD not installed" in line["msg"]
         assert "gogit-executor-plugin" in once.stdout and "plugin-security-context" in once.stdout
 
@@ -368,14 +367,7 @@ def test_audit_without_the_crds_says_so_once_and_prints(
         stderr = tmp_path / "interval.stderr"
         args, _ = local_policies(chart_args, tmp_path)
         args[args.index("--interval") + 1] = "1"
-        continuous = subprocess.run(
-            [*CLI, *args, "--max-runs", "3"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr.open("wb"),
-            text=True,
-            timeout=120,
-        )
+        continuous = run_audit([*args, "--max-runs", "3"], env, stderr)
         assert continuous.returncode == 0, stderr.read_text()
         assert messages(stderr, "audited") == 3
         assert messages(stderr, "CRD not installed") == 1

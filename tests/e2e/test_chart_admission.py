@@ -21,6 +21,7 @@ from webhook.admission.review import short_path
 
 from .controlplane import ControlPlane
 from .guard import (
+    CORPUS,
     FULLNAME,
     RELEASE_NAMESPACE,
     GuardServer,
@@ -33,7 +34,6 @@ from .guard import (
 pytestmark = pytest.mark.realapi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT.parent / "shared" / "corpora" / "argo-plugins"
 CORPUS_CONFIGMAPS = sorted(CORPUS.glob("*/*configmap*.yaml"))
 RISKY = REPO_ROOT / "examples" / "risky-plugin-configmap.yaml"
 WEBHOOK = f"plugin-configmaps.{FULLNAME}.{RELEASE_NAMESPACE}.svc"

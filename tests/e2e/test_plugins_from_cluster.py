@@ -8,27 +8,19 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from .controlplane import ControlPlane, wait_until
-from .guard import GUARD_USER, GuardServer, Installation, installed
+from .guard import CORPUS, GUARD_USER, GuardServer, Installation, corpus_plugin, installed
 
 pytestmark = pytest.mark.realapi
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "argo-plugins"
 # Both listen on 4355 (README: "hello and argocd both listen on 4355").
 HELLO = CORPUS / "hello" / "hello-executor-plugin-configmap.yaml"
 ARGOCD = CORPUS / "argocd" / "argocd-executor-plugin-configmap.yaml"
-
-
-def corpus_plugin(path: Path, namespace: str) -> dict[str, Any]:
-    doc = yaml.safe_load(path.read_text())
-    doc["metadata"]["namespace"] = namespace
-    return dict(doc)
 
 
 def readiness(server: GuardServer) -> dict[str, Any]:
